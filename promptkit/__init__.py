@@ -1,0 +1,1 @@
+"""promptkit (work in progress)."""

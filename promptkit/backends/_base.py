@@ -1,0 +1,518 @@
+"""The backend protocol and the client that every backend sits behind.
+
+A *backend* is a transport, in the spirit of httpx's: it turns one :class:`Request` into
+one :class:`~promptkit.Completion` and knows its wire format. It declares, in ``supports``,
+the sampling parameters it can honour and, in ``native_n``, whether one request can return
+several choices. Writing one means subclassing :class:`Backend` and implementing
+``complete``/``acomplete`` and ``stream``/``astream``.
+
+The :class:`LLM` client holds a backend and does everything that is the same for all of
+them: applying the unsupported-parameter policy, asking for ``n`` choices (one request
+where the backend honours ``n``, several otherwise, topping up when a server returns fewer
+choices than asked), timing, and the truncation policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import warnings
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar, Literal
+
+from .._completion import Choice, Completion, Usage
+from .._errors import (
+    ContentFilteredError,
+    MalformedResponseError,
+    ParameterError,
+    TruncatedError,
+)
+from .._messages import Message
+from .._params import SamplingParams, UnsupportedPolicy
+
+__all__ = [
+    "LLM",
+    "Backend",
+    "Delta",
+    "Request",
+    "TextStream",
+    "UnsupportedParameterWarning",
+]
+
+#: Parameters that are about the request as a whole rather than sampling.
+_ALWAYS_OK = frozenset({"n"})
+
+
+class UnsupportedParameterWarning(UserWarning):
+    """A sampling parameter was dropped because the backend cannot honour it."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One call as a backend sees it.
+
+    Exactly one of ``messages`` (chat endpoint) and ``prompt`` (completion endpoint) is set.
+    ``params`` holds promptkit parameter names, already filtered to what the backend
+    ``supports``; ``extra`` is copied into the body as is. ``response_format`` is
+    ``{"name": str, "schema": dict, "strict": bool}`` for JSON-schema constrained output.
+    """
+
+    messages: Sequence[Message] | None = None
+    prompt: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    response_format: dict[str, Any] | None = None
+    timeout: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """One piece of a streamed reply. The last one carries ``finish_reason`` (and usage)."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+
+
+class Backend(ABC):
+    """Base class of every backend (transport).
+
+    Subclasses set ``name``, ``supports`` and ``native_n`` and implement the four calls.
+    ``renames`` maps promptkit parameter names to wire names, for the Completion's report.
+    """
+
+    name: ClassVar[str] = "backend"
+    supports: ClassVar[frozenset[str]] = frozenset()
+    native_n: ClassVar[bool] = False
+    renames: ClassVar[dict[str, str]] = {}
+
+    model: str = ""
+
+    @abstractmethod
+    def complete(self, request: Request) -> Completion:
+        """Send one request and return its completion."""
+
+    @abstractmethod
+    async def acomplete(self, request: Request) -> Completion:
+        """Async twin of :meth:`complete`."""
+
+    @abstractmethod
+    def stream(self, request: Request) -> Iterator[Delta]:
+        """Send one request and yield the reply as it arrives."""
+
+    @abstractmethod
+    def astream(self, request: Request) -> AsyncIterator[Delta]:
+        """Async twin of :meth:`stream`."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections or models held by the backend."""
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} model={self.model!r}>"
+
+
+MessagesLike = str | Sequence[Message | dict[str, str]]
+
+
+def as_messages(messages: MessagesLike) -> list[Message]:
+    """A str becomes one user message; dicts are validated into Messages."""
+    if isinstance(messages, str):
+        return [Message(role="user", content=messages)]
+    out = []
+    for m in messages:
+        out.append(m if isinstance(m, Message) else Message.model_validate(m))
+    return out
+
+
+class LLM:
+    """A model behind a backend: what :func:`promptkit.connect` returns.
+
+    >>> from promptkit import LLM, FakeBackend
+    >>> llm = LLM(FakeBackend(["Paris"]))
+    >>> llm.complete("Capital of France?").text
+    'Paris'
+
+    ``params`` are the defaults for every call; a call's own ``params`` and keyword
+    overrides win. ``on_unsupported`` decides what happens to a parameter the backend cannot
+    honour: ``"warn"`` (default: dropped, with an :class:`UnsupportedParameterWarning`),
+    ``"drop"`` (dropped quietly) or ``"error"`` (:class:`~promptkit.ParameterError`). Either
+    way the dropped parameters are listed in ``Completion.dropped``. ``on_truncation="error"``
+    turns a reply cut at ``max_tokens`` into :class:`~promptkit.TruncatedError`.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        params: SamplingParams | None = None,
+        on_unsupported: UnsupportedPolicy = "warn",
+        on_truncation: Literal["ignore", "error"] = "ignore",
+        max_concurrency: int = 16,
+    ) -> None:
+        if on_unsupported not in ("error", "warn", "drop"):
+            raise ParameterError(
+                f"on_unsupported={on_unsupported!r}: expected 'error', 'warn' or 'drop'."
+            )
+        if on_truncation not in ("ignore", "error"):
+            raise ParameterError(f"on_truncation={on_truncation!r}: expected 'ignore' or 'error'.")
+        self.backend = backend
+        self.params = params or SamplingParams()
+        self.on_unsupported: UnsupportedPolicy = on_unsupported
+        self.on_truncation = on_truncation
+        self.max_concurrency = max_concurrency
+
+    def __repr__(self) -> str:
+        return f"LLM(backend={self.backend.name!r}, model={self.backend.model!r})"
+
+    @property
+    def model(self) -> str:
+        """The model name the backend sends."""
+        return self.backend.model
+
+    # ------------------------------------------------------------------ request building
+
+    def _prepare(
+        self,
+        messages: MessagesLike | None,
+        prompt: str | None,
+        params: SamplingParams | None,
+        overrides: dict[str, Any],
+        response_format: dict[str, Any] | None,
+        timeout: float | None,
+    ) -> tuple[Request, int, dict[str, str]]:
+        merged = self.params.merge(params, **overrides) if (params or overrides) else self.params
+        wanted = merged.set_fields()
+        n = int(wanted.pop("n", None) or 1)
+        supported = self.backend.supports
+        kept: dict[str, Any] = {}
+        dropped: dict[str, str] = {}
+        for key, value in wanted.items():
+            if key in supported or key in _ALWAYS_OK:
+                kept[key] = value
+                continue
+            reason = f"the {self.backend.name} backend cannot honour {key}"
+            if self.on_unsupported == "error":
+                raise ParameterError(
+                    f"{key}={value!r}: {reason}. Remove it, or connect with "
+                    "on_unsupported='drop' (or 'warn') to send the request without it."
+                )
+            if self.on_unsupported == "warn":
+                warnings.warn(
+                    f"{key}={value!r} dropped: {reason}.", UnsupportedParameterWarning, stacklevel=4
+                )
+            dropped[key] = reason
+        if n > 1 and self.backend.native_n:
+            kept["n"] = n
+        request = Request(
+            messages=as_messages(messages) if messages is not None else None,
+            prompt=prompt,
+            params=kept,
+            extra=dict(merged.extra),
+            response_format=response_format,
+            timeout=timeout,
+        )
+        return request, n, dropped
+
+    def _next_requests(self, request: Request, have: int, n: int) -> list[Request]:
+        """Requests for the ``n - have`` choices still missing."""
+        missing = n - have
+        if self.backend.native_n:
+            params = dict(request.params)
+            if missing > 1:
+                params["n"] = missing
+            else:
+                params.pop("n", None)
+            if "seed" in params:
+                params["seed"] = params["seed"] + have
+            return [replace(request, params=params)]
+        out = []
+        for i in range(missing):
+            params = dict(request.params)
+            params.pop("n", None)
+            if "seed" in params:
+                # distinct seeds, or every sample would be the same text
+                params["seed"] = params["seed"] + have + i
+            out.append(replace(request, params=params))
+        return out
+
+    def _finish(
+        self, parts: list[Completion], n: int, dropped: dict[str, str], started: float
+    ) -> Completion:
+        choices: list[Choice] = []
+        usage = Usage()
+        for part in parts:
+            choices.extend(part.choices)
+            usage = usage + part.usage
+        choices = [replace(c, index=i) for i, c in enumerate(choices[:n])]
+        last = parts[-1]
+        renamed = {k: v for k, v in self.backend.renames.items() if k in last.params_sent or v in last.params_sent}
+        renamed.update(last.renamed)
+        params_sent = dict(parts[0].params_sent)
+        if n > 1:
+            params_sent["n"] = n if self.backend.native_n and len(parts) == 1 else params_sent.get("n", 1)
+        done = Completion(
+            choices=choices,
+            model=last.model or self.backend.model,
+            backend=self.backend.name,
+            usage=usage,
+            params_sent=params_sent,
+            dropped={**dropped, **last.dropped},
+            renamed=renamed,
+            latency_s=time.perf_counter() - started,
+            requests=sum(p.requests for p in parts),
+            cached=all(p.cached for p in parts),
+            raw=last.raw,
+        )
+        self._check(done)
+        return done
+
+    def _check(self, done: Completion) -> None:
+        if any(c.finish_reason == "content_filter" for c in done.choices):
+            raise ContentFilteredError(
+                "The server withheld the reply (finish_reason 'content_filter'). Rephrase the "
+                "prompt or the input; the provider's content policy blocked it.",
+                backend=self.backend.name,
+            )
+        if self.on_truncation == "error" and done.truncated:
+            raise TruncatedError(
+                "The reply stopped at max_tokens (finish_reason 'length'). Raise max_tokens, "
+                "or connect with on_truncation='ignore' and check Completion.truncated.",
+                completion=done,
+                backend=self.backend.name,
+            )
+
+    # ------------------------------------------------------------------ calls
+
+    def complete(
+        self,
+        messages: MessagesLike,
+        *,
+        params: SamplingParams | None = None,
+        response_format: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        **overrides: Any,
+    ) -> Completion:
+        """Send chat messages (a str is one user message) and return the Completion.
+
+        Keyword ``overrides`` are sampling parameters (``temperature=0``, ``n=5``, ...).
+        """
+        request, n, dropped = self._prepare(
+            messages, None, params, overrides, response_format, timeout
+        )
+        return self._run(request, n, dropped)
+
+    def complete_prompt(
+        self,
+        prompt: str,
+        *,
+        params: SamplingParams | None = None,
+        timeout: float | None = None,
+        **overrides: Any,
+    ) -> Completion:
+        """Send raw text to the backend's completion (not chat) endpoint."""
+        request, n, dropped = self._prepare(None, prompt, params, overrides, None, timeout)
+        return self._run(request, n, dropped)
+
+    def _run(self, request: Request, n: int, dropped: dict[str, str]) -> Completion:
+        started = time.perf_counter()
+        parts: list[Completion] = []
+        have = 0
+        first = request if (n == 1 or self.backend.native_n) else None
+        pending = [first] if first is not None else self._next_requests(request, 0, n)
+        while True:
+            for req in pending:
+                part = self.backend.complete(req)
+                if not part.choices:
+                    raise MalformedResponseError(
+                        "The server returned no choices. Check that the model is loaded and "
+                        "the request is valid for it.",
+                        backend=self.backend.name,
+                    )
+                parts.append(part)
+                have += len(part.choices)
+            if have >= n:
+                return self._finish(parts, n, dropped, started)
+            pending = self._next_requests(request, have, n)
+
+    async def acomplete(
+        self,
+        messages: MessagesLike,
+        *,
+        params: SamplingParams | None = None,
+        response_format: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        **overrides: Any,
+    ) -> Completion:
+        """Async twin of :meth:`complete`; emulated ``n`` runs its requests concurrently."""
+        request, n, dropped = self._prepare(
+            messages, None, params, overrides, response_format, timeout
+        )
+        return await self._arun(request, n, dropped)
+
+    async def acomplete_prompt(
+        self,
+        prompt: str,
+        *,
+        params: SamplingParams | None = None,
+        timeout: float | None = None,
+        **overrides: Any,
+    ) -> Completion:
+        """Async twin of :meth:`complete_prompt`."""
+        request, n, dropped = self._prepare(None, prompt, params, overrides, None, timeout)
+        return await self._arun(request, n, dropped)
+
+    async def _arun(self, request: Request, n: int, dropped: dict[str, str]) -> Completion:
+        started = time.perf_counter()
+        parts: list[Completion] = []
+        have = 0
+        first = request if (n == 1 or self.backend.native_n) else None
+        pending = [first] if first is not None else self._next_requests(request, 0, n)
+        sem = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(req: Request) -> Completion:
+            async with sem:
+                return await self.backend.acomplete(req)
+
+        while True:
+            results = await asyncio.gather(*(one(r) for r in pending))
+            for part in results:
+                if not part.choices:
+                    raise MalformedResponseError(
+                        "The server returned no choices. Check that the model is loaded and "
+                        "the request is valid for it.",
+                        backend=self.backend.name,
+                    )
+                parts.append(part)
+                have += len(part.choices)
+            if have >= n:
+                return self._finish(parts, n, dropped, started)
+            pending = self._next_requests(request, have, n)
+
+    def stream(
+        self,
+        messages: MessagesLike,
+        *,
+        params: SamplingParams | None = None,
+        timeout: float | None = None,
+        **overrides: Any,
+    ) -> TextStream:
+        """Stream the reply: iterate for text pieces; ``.completion`` once it is done.
+
+        >>> from promptkit import LLM, FakeBackend
+        >>> s = LLM(FakeBackend(["Hello there"])).stream("Hi")
+        >>> "".join(s), s.completion.finish_reason
+        ('Hello there', 'stop')
+        """
+        request, n, dropped = self._prepare(messages, None, params, overrides, None, timeout)
+        if n > 1:
+            raise ParameterError("n > 1 cannot be streamed: use complete() for several choices.")
+        return TextStream(self, request, dropped)
+
+    def astream(
+        self,
+        messages: MessagesLike,
+        *,
+        params: SamplingParams | None = None,
+        timeout: float | None = None,
+        **overrides: Any,
+    ) -> TextStream:
+        """Async twin of :meth:`stream`: ``async for piece in llm.astream(...)``."""
+        return self.stream(messages, params=params, timeout=timeout, **overrides)
+
+    def close(self) -> None:
+        """Close the backend's connections."""
+        self.backend.close()
+
+    async def aclose(self) -> None:
+        """Async twin of :meth:`close`."""
+        await self.backend.aclose()
+
+    def __enter__(self) -> LLM:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> LLM:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+class TextStream:
+    """A streamed reply. Iterate (``for``/``async for``) for text pieces; afterwards
+    ``completion`` holds the whole reply with its finish reason and usage."""
+
+    def __init__(self, llm: LLM, request: Request, dropped: dict[str, str]) -> None:
+        self._llm = llm
+        self._request = request
+        self._dropped = dropped
+        self._pieces: list[str] = []
+        self._last: Delta | None = None
+        self._usage = Usage()
+        self._model: str | None = None
+        self._started = time.perf_counter()
+        self.completion: Completion | None = None
+
+    def _take(self, delta: Delta) -> str:
+        self._pieces.append(delta.text)
+        if delta.usage is not None:
+            self._usage = delta.usage
+        if delta.model:
+            self._model = delta.model
+        if delta.finish_reason is not None:
+            self._last = delta
+        return delta.text
+
+    def _done(self) -> None:
+        backend = self._llm.backend
+        done = Completion(
+            choices=[
+                Choice(
+                    "".join(self._pieces),
+                    finish_reason=self._last.finish_reason if self._last else None,
+                )
+            ],
+            model=self._model or backend.model,
+            backend=backend.name,
+            usage=self._usage,
+            params_sent=dict(self._request.params),
+            dropped=dict(self._dropped),
+            latency_s=time.perf_counter() - self._started,
+        )
+        self._llm._check(done)
+        self.completion = done
+
+    def __iter__(self) -> Iterator[str]:
+        for delta in self._llm.backend.stream(self._request):
+            if delta.text or delta.finish_reason is not None or delta.usage is not None:
+                text = self._take(delta)
+                if text:
+                    yield text
+        self._done()
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        async for delta in self._llm.backend.astream(self._request):
+            text = self._take(delta)
+            if text:
+                yield text
+        self._done()
+
+    @property
+    def text(self) -> str:
+        """The text received so far."""
+        return "".join(self._pieces)
+
+
+def iter_chunks(text: str, size: int = 8) -> Iterable[str]:
+    """Split text into pieces (the fake backend's streaming)."""
+    for i in range(0, len(text), size):
+        yield text[i : i + size]
