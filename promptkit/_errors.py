@@ -9,7 +9,7 @@ The hierarchy::
     │   ├── MissingVariablesError       render() lacks variables the templates need
     │   ├── UnexpectedVariablesError    render() got variables no template uses (typos)
     │   ├── InputValidationError        variables failed the prompt's pydantic inputs model
-    │   └── UnsafeInputError            a value cannot be sent safely (e.g. lone surrogates)
+    │   └── InvalidPromptError          a prompt, example, document or message is built wrongly
     ├── ConfigurationError              connect() cannot build a backend from what it was given
     ├── ParameterError                  a sampling parameter is out of range or unsupported
     └── BackendError                    a model call failed
@@ -52,8 +52,8 @@ __all__ = [
     "TemplateSecurityError",
     "TemplateSyntaxError",
     "TruncatedError",
+    "InvalidPromptError",
     "UnexpectedVariablesError",
-    "UnsafeInputError",
 ]
 
 
@@ -86,13 +86,23 @@ class TemplateSecurityError(PromptError):
 class MissingVariablesError(PromptError):
     """Variables that the prompt's templates need were not given to ``render()``."""
 
-    def __init__(self, missing: list[str], *, prompt: str) -> None:
+    def __init__(
+        self, missing: list[str], *, prompt: str, unexpected: dict[str, str | None] | None = None
+    ) -> None:
         self.missing = sorted(missing)
         self.prompt = prompt
+        self.unexpected = sorted(unexpected or {})
         names = ", ".join(repr(m) for m in self.missing)
+        hint = ""
+        if unexpected:
+            got = ", ".join(
+                f"{k!r}" + (f" (did you mean {v!r}?)" if v else "")
+                for k, v in sorted(unexpected.items())
+            )
+            hint = f" It also got unexpected variable(s) {got}."
         super().__init__(
             f"{prompt} is missing variable(s) {names}: pass them to render()/run(), "
-            f"e.g. render({self.missing[0]}=...)."
+            f"e.g. render({self.missing[0]}=...).{hint}"
         )
 
 
@@ -124,8 +134,15 @@ class InputValidationError(PromptError):
         super().__init__(message)
 
 
-class UnsafeInputError(PromptError):
-    """A value cannot be rendered or sent faithfully (for example, it holds lone surrogates)."""
+class InvalidPromptError(PromptError, ValueError):
+    """A prompt, example, document or message was built with invalid fields.
+
+    ``errors`` holds pydantic's error list; the message names each field and the problem.
+    """
+
+    def __init__(self, message: str, *, errors: list[dict[str, Any]] | None = None) -> None:
+        self.errors = errors or []
+        super().__init__(message)
 
 
 # --------------------------------------------------------------------------- configuration

@@ -2,16 +2,48 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
 
-__all__ = ["Message", "Role_"]
+from ._errors import InvalidPromptError
+
+__all__ = ["Message", "Role_", "StrictModel"]
+
+
+def invalid(what: str, exc: ValidationError) -> InvalidPromptError:
+    """pydantic's errors as one promptkit error naming each field and the problem."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return InvalidPromptError(
+        f"Invalid {what}: " + "; ".join(lines) + ".", errors=[dict(e) for e in exc.errors()]
+    )
+
+
+class StrictModel(BaseModel):
+    """A pydantic model whose validation errors are promptkit errors."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise invalid(type(self).__name__, exc) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Validate ``obj`` into this model; errors are :class:`~promptkit.InvalidPromptError`."""
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise invalid(cls.__name__, exc) from None
 
 Role_ = Literal["system", "user", "assistant"]
 
 
-class Message(BaseModel):
+class Message(StrictModel):
     """One chat message.
 
     >>> Message(role="user", content="Hi")
