@@ -110,6 +110,10 @@ class SamplingParams(BaseModel):
             raise ValueError("top_logprobs needs logprobs=True")
         return self
 
+    def __repr_args__(self) -> Any:
+        # show what is set, not a wall of None
+        return [(k, getattr(self, k)) for k in type(self).model_fields if k in self.model_fields_set]
+
     # ------------------------------------------------------------------ combining
 
     def set_fields(self) -> dict[str, Any]:

@@ -480,8 +480,7 @@ class Prompt(StrictModel):
             raise PromptError(
                 f"{self.label} renders no message: give it an instruction, a template or input."
             )
-        if user:
-            messages.append(fast_message("user", user))
+        messages.append(fast_message("user", user))
         return messages
 
     def render_text(self, **variables: Any) -> str:
