@@ -21,7 +21,7 @@ The hierarchy::
         ├── BackendTimeoutError         no answer in time, after every retry
         ├── BackendConnectionError      could not connect / connection dropped
         ├── MalformedResponseError      the reply is not what the API promises
-        ├── ContentFilteredError        the server withheld the output (finish_reason content_filter)
+        ├── ContentFilteredError        the server withheld the output (content filter)
         └── TruncatedError              the reply hit max_tokens and the caller asked for an error
 
 Every message says what went wrong and what to do about it. No message, repr or

@@ -33,12 +33,13 @@ class StrictModel(BaseModel):
             raise invalid(type(self).__name__, exc) from None
 
     @classmethod
-    def model_validate(cls, obj: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Any:
         """Validate ``obj`` into this model; errors are :class:`~promptkit.InvalidPromptError`."""
         try:
             return super().model_validate(obj, **kwargs)
         except ValidationError as exc:
             raise invalid(cls.__name__, exc) from None
+
 
 Role_ = Literal["system", "user", "assistant"]
 

@@ -112,7 +112,9 @@ class SamplingParams(BaseModel):
 
     def __repr_args__(self) -> Any:
         # show what is set, not a wall of None
-        return [(k, getattr(self, k)) for k in type(self).model_fields if k in self.model_fields_set]
+        return [
+            (k, getattr(self, k)) for k in type(self).model_fields if k in self.model_fields_set
+        ]
 
     # ------------------------------------------------------------------ combining
 

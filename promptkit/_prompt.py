@@ -281,7 +281,9 @@ class Prompt(StrictModel):
                 for part in qual.split("."):
                     obj = getattr(obj, part)
             except (ImportError, AttributeError):
-                raise ValueError(f"cannot import inputs model {v!r} (expected 'module:Class')")
+                raise ValueError(
+                    f"cannot import inputs model {v!r} (expected 'module:Class')"
+                ) from None
             return obj
         return v
 
@@ -320,9 +322,7 @@ class Prompt(StrictModel):
                 source if source is not None else builtin_template(key), f"{label} template {key!r}"
             )
         self._instr = (
-            compile_template(self.instruction, f"{label} instruction")
-            if self.instruction
-            else None
+            compile_template(self.instruction, f"{label} instruction") if self.instruction else None
         )
         self._body = compile_template(self.template, f"{label} template")
         for name in self.delimit:
@@ -353,7 +353,9 @@ class Prompt(StrictModel):
             try:
                 re.compile(self.answer_pattern)
             except re.error as exc:
-                raise ValueError(f"answer_pattern is not a valid regular expression: {exc}")
+                raise ValueError(
+                    f"answer_pattern is not a valid regular expression: {exc}"
+                ) from None
         if self.perspectives and len({p.name for p in self.perspectives}) != len(self.perspectives):
             raise ValueError("perspective names must be unique")
         self._check_examples()
@@ -431,7 +433,10 @@ class Prompt(StrictModel):
             variables = self._validate_inputs(variables)
         elif variables.keys() != self._required:
             check_variables(
-                variables, self._required, name=self.label, extra_vars=self.extra_vars,
+                variables,
+                self._required,
+                name=self.label,
+                extra_vars=self.extra_vars,
                 optional=RESERVED,
             )
         if self._requires_documents and not documents:
@@ -543,15 +548,15 @@ class Prompt(StrictModel):
             has_sections=has_sections,
             open_marker=f"{o}LABEL{c}",
             close_marker=f"{o}END LABEL{c}",
-            inline_examples=self._inline_examples(need)
-            if self.examples_layout == "inline"
-            else [],
+            inline_examples=self._inline_examples(need) if self.examples_layout == "inline" else [],
         )
         parts = {
             name: render_compiled(self._layout[name], ctx, name=f"{self.label} template {name!r}")
             for name in _SYSTEM_PARTS
         }
-        return render_compiled(self._layout["system"], parts, name=f"{self.label} template 'system'")
+        return render_compiled(
+            self._layout["system"], parts, name=f"{self.label} template 'system'"
+        )
 
     def _example_vars(self, ex: Example) -> dict[str, Any]:
         if isinstance(ex.input, str):
@@ -697,7 +702,9 @@ class Prompt(StrictModel):
             return params
         return self.params.merge(params) if params is not None else self.params
 
-    def run(self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any) -> Completion:
+    def run(
+        self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any
+    ) -> Completion:
         """Render with ``variables`` and send to ``llm``; returns the Completion.
 
         ``params`` override the prompt's own ``params``.
@@ -879,7 +886,8 @@ class Perspectives(Prompt):
                 role = p.name if not p.description else f"{p.name}: {p.description}"
                 data = self.model_dump(exclude={"perspectives", "synthesis", "token_counter"})
                 data["role"] = f"answering from the perspective of {role}"
-                return Prompt.model_validate(data)
+                single: Prompt = Prompt.model_validate(data)
+                return single
         names = [p.name for p in self.perspectives]
         raise PromptError(f"No perspective named {name!r}; the perspectives are {names}.")
 
@@ -899,7 +907,8 @@ class Conversation(Prompt):
     def with_turn(self, user: str, assistant: str) -> Conversation:
         """A copy with one more exchange appended to the history."""
         history = [*self.history, Message.user(user), Message.assistant(assistant)]
-        return self.model_copy(update={"history": history})
+        copy: Conversation = self.model_copy(update={"history": history})
+        return copy
 
 
 class Context(Prompt):

@@ -49,16 +49,24 @@ class _Environment(ImmutableSandboxedEnvironment):
 
     def call_binop(self, context: Any, op: str, left: Any, right: Any) -> Any:
         if op == "**":
-            if isinstance(left, int) and isinstance(right, int) and right > 0:
-                if abs(left) > 1 and right * max(abs(left).bit_length(), 1) > MAX_POWER_RESULT_BITS:
-                    raise SecurityError(f"{left} ** {right} is too large to compute in a template")
+            if (
+                isinstance(left, int)
+                and isinstance(right, int)
+                and right > 0
+                and abs(left) > 1
+                and right * abs(left).bit_length() > MAX_POWER_RESULT_BITS
+            ):
+                raise SecurityError(f"{left} ** {right} is too large to compute in a template")
             return operator.pow(left, right)
         for seq, count in ((left, right), (right, left)):
-            if isinstance(seq, (str, list, tuple)) and isinstance(count, int):
-                if len(seq) * count > MAX_BUILT_SIZE:
-                    raise SecurityError(
-                        f"a template may not build a value of more than {MAX_BUILT_SIZE} items"
-                    )
+            if (
+                isinstance(seq, (str, list, tuple))
+                and isinstance(count, int)
+                and len(seq) * count > MAX_BUILT_SIZE
+            ):
+                raise SecurityError(
+                    f"a template may not build a value of more than {MAX_BUILT_SIZE} items"
+                )
         return operator.mul(left, right)
 
 
@@ -205,7 +213,7 @@ class Template:
 _PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def builtin_template(name: str) -> str:
     """The text of one of the package's default layout templates."""
     return (_PACKAGE_TEMPLATES / f"{name}.j2").read_text(encoding="utf-8")

@@ -31,7 +31,10 @@ def test_out_of_range_names_the_valid_range(field: str, value: object, expected:
 
 
 def test_unknown_parameter_suggests_name_and_extra() -> None:
-    with pytest.raises(pk.ParameterError, match=r"'max_token' is not a sampling parameter. Did you mean 'max_tokens'\?"):
+    with pytest.raises(
+        pk.ParameterError,
+        match=r"'max_token' is not a sampling parameter. Did you mean 'max_tokens'\?",
+    ):
         SamplingParams(max_token=5)
 
 

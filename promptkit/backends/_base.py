@@ -252,11 +252,17 @@ class LLM:
             usage = usage + part.usage
         choices = [replace(c, index=i) for i, c in enumerate(choices[:n])]
         last = parts[-1]
-        renamed = {k: v for k, v in self.backend.renames.items() if k in last.params_sent or v in last.params_sent}
+        renamed = {
+            k: v
+            for k, v in self.backend.renames.items()
+            if k in last.params_sent or v in last.params_sent
+        }
         renamed.update(last.renamed)
         params_sent = dict(parts[0].params_sent)
         if n > 1:
-            params_sent["n"] = n if self.backend.native_n and len(parts) == 1 else params_sent.get("n", 1)
+            params_sent["n"] = (
+                n if self.backend.native_n and len(parts) == 1 else params_sent.get("n", 1)
+            )
         done = Completion(
             choices=choices,
             model=last.model or self.backend.model,
