@@ -40,7 +40,7 @@ import importlib
 import re
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
 from pydantic import (
     BaseModel,
@@ -70,8 +70,11 @@ if TYPE_CHECKING:
     from ._completion import Completion
     from .backends._base import LLM, TextStream
 
+T = TypeVar("T", bound=BaseModel)
+
 __all__ = [
     "LAYOUT_TEMPLATES",
+    "PromptBase",
     "ChainOfThought",
     "Context",
     "Conversation",
@@ -192,7 +195,125 @@ class Perspective(StrictModel):
 # --------------------------------------------------------------------------- base prompt
 
 
-class Prompt(StrictModel):
+class PromptBase(StrictModel):
+    """What every prompt can do once it can ``render()``: flatten, run, stream.
+
+    Subclasses implement :meth:`render`. ``params`` are the prompt's default sampling
+    parameters; a call's own ``params`` override them field by field.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    name: str | None = None
+    params: SamplingParams | None = None
+
+    @property
+    def label(self) -> str:
+        """The name used in error messages: ``name`` or the class name."""
+        return self.name or type(self).__name__
+
+    def render(self, **variables: Any) -> list[Message]:
+        """The exact chat messages this prompt sends."""
+        raise NotImplementedError
+
+    def render_text(self, **variables: Any) -> str:
+        """The messages flattened for completion (non-chat) endpoints.
+
+        Format: each message as ``### System:`` / ``### User:`` / ``### Assistant:`` on
+        its own line, then its content, messages separated by a blank line, ending with
+        ``### Assistant:`` and a newline for the model to continue.
+        """
+        parts = [f"### {m.role.capitalize()}:\n{m.content}" for m in self.render(**variables)]
+        parts.append("### Assistant:\n")
+        return "\n\n".join(parts)
+
+    # ------------------------------------------------------------------ running
+
+    def _params(self, params: SamplingParams | None) -> SamplingParams | None:
+        if self.params is None:
+            return params
+        return self.params.merge(params) if params is not None else self.params
+
+    @overload
+    def run(
+        self,
+        llm: LLM,
+        *,
+        params: SamplingParams | None = None,
+        output: None = None,
+        **variables: Any,
+    ) -> Completion: ...
+
+    @overload
+    def run(
+        self, llm: LLM, *, params: SamplingParams | None = None, output: type[T], **variables: Any
+    ) -> T: ...
+
+    def run(
+        self,
+        llm: LLM,
+        *,
+        params: SamplingParams | None = None,
+        output: type[T] | None = None,
+        **variables: Any,
+    ) -> Completion | T:
+        """Render with ``variables`` and send to ``llm``; returns the Completion.
+
+        ``params`` override the prompt's own ``params``. With ``output=MyModel`` (a pydantic
+        model) the reply is parsed and validated into ``MyModel`` (see
+        :func:`promptkit.structured`), retrying with the validation errors fed back.
+        """
+        if output is not None:
+            from .strategies.structured import structured
+
+            return structured(self, llm, output, params=params, **variables)
+        return llm.complete(self.render(**variables), params=self._params(params))
+
+    @overload
+    async def arun(
+        self,
+        llm: LLM,
+        *,
+        params: SamplingParams | None = None,
+        output: None = None,
+        **variables: Any,
+    ) -> Completion: ...
+
+    @overload
+    async def arun(
+        self, llm: LLM, *, params: SamplingParams | None = None, output: type[T], **variables: Any
+    ) -> T: ...
+
+    async def arun(
+        self,
+        llm: LLM,
+        *,
+        params: SamplingParams | None = None,
+        output: type[T] | None = None,
+        **variables: Any,
+    ) -> Completion | T:
+        """Async twin of :meth:`run`."""
+        if output is not None:
+            from .strategies.structured import astructured
+
+            return await astructured(self, llm, output, params=params, **variables)
+        return await llm.acomplete(self.render(**variables), params=self._params(params))
+
+    def stream(
+        self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any
+    ) -> TextStream:
+        """Render and stream the reply: iterate for text, then read ``.completion``."""
+        return llm.stream(self.render(**variables), params=self._params(params))
+
+    async def astream(
+        self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any
+    ) -> AsyncIterator[str]:
+        """Async twin of :meth:`stream`."""
+        async for piece in llm.astream(self.render(**variables), params=self._params(params)):
+            yield piece
+
+
+class Prompt(PromptBase):
     """The base of every technique: all composable fields, one documented layout.
 
     >>> p = Prompt(instruction="Answer in one word.", role="a geographer")
@@ -202,12 +323,9 @@ class Prompt(StrictModel):
     'You are a geographer.\\n\\nAnswer in one word.'
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
-
     #: Fields a technique requires (checked at construction, with a clear message).
     _requires: ClassVar[tuple[str, ...]] = ()
 
-    name: str | None = None
     instruction: str | None = None
     template: str = "{{ input }}"
     role: str | None = None
@@ -234,7 +352,6 @@ class Prompt(StrictModel):
     templates: dict[str, str] = Field(default_factory=dict)
     inputs: type[BaseModel] | None = None
     extra_vars: ExtraVars = "forbid"
-    params: SamplingParams | None = None
 
     _instr: _Compiled | None = PrivateAttr(default=None)
     _body: _Compiled = PrivateAttr()
@@ -399,11 +516,6 @@ class Prompt(StrictModel):
     # ------------------------------------------------------------------ public helpers
 
     @property
-    def label(self) -> str:
-        """The name used in error messages: ``name`` or the class name."""
-        return self.name or type(self).__name__
-
-    @property
     def variables(self) -> frozenset[str]:
         """The variables ``render()`` needs."""
         return self._required
@@ -487,17 +599,6 @@ class Prompt(StrictModel):
             )
         messages.append(fast_message("user", user))
         return messages
-
-    def render_text(self, **variables: Any) -> str:
-        """The messages flattened for completion (non-chat) endpoints.
-
-        Format: each message as ``### System:`` / ``### User:`` / ``### Assistant:`` on
-        its own line, then its content, messages separated by a blank line, ending with
-        ``### Assistant:`` and a newline for the model to continue.
-        """
-        parts = [f"### {m.role.capitalize()}:\n{m.content}" for m in self.render(**variables)]
-        parts.append("### Assistant:\n")
-        return "\n\n".join(parts)
 
     _requires_documents: ClassVar[bool] = False
 
@@ -694,41 +795,6 @@ class Prompt(StrictModel):
         if suffix and answer.endswith(suffix):
             answer = answer[: -len(suffix)]
         return answer.strip().strip("*").rstrip(".").strip() or None
-
-    # ------------------------------------------------------------------ running
-
-    def _params(self, params: SamplingParams | None) -> SamplingParams | None:
-        if self.params is None:
-            return params
-        return self.params.merge(params) if params is not None else self.params
-
-    def run(
-        self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any
-    ) -> Completion:
-        """Render with ``variables`` and send to ``llm``; returns the Completion.
-
-        ``params`` override the prompt's own ``params``.
-        """
-        return llm.complete(self.render(**variables), params=self._params(params))
-
-    async def arun(
-        self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any
-    ) -> Completion:
-        """Async twin of :meth:`run`."""
-        return await llm.acomplete(self.render(**variables), params=self._params(params))
-
-    def stream(
-        self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any
-    ) -> TextStream:
-        """Render and stream the reply: iterate for text, then read ``.completion``."""
-        return llm.stream(self.render(**variables), params=self._params(params))
-
-    async def astream(
-        self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any
-    ) -> AsyncIterator[str]:
-        """Async twin of :meth:`stream`."""
-        async for piece in llm.astream(self.render(**variables), params=self._params(params)):
-            yield piece
 
 
 def _fence_need(text: str) -> int:

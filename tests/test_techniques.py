@@ -153,7 +153,8 @@ def test_role() -> None:
         S("You are a patient maths tutor."),
         U("Why is 0.999... = 1?"),
     ]
-    assert pk.Role(role="You are terse!").render(input="x")[0] == S("You are You are terse!")
+    assert pk.Role(role="You are terse!").render(input="x")[0] == S("You are terse!")
+    assert pk.Role(role="you answer in haiku").render(input="x")[0] == S("you answer in haiku.")
 
 
 def test_instruction_spec() -> None:

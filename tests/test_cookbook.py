@@ -1,0 +1,170 @@
+"""Every cookbook recipe, run against the fake backend with asserted outputs."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from promptkit import LLM, FakeBackend, Request
+
+COOKBOOK = Path(__file__).resolve().parent.parent / "cookbook"
+
+
+def load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"cookbook_{name}", COOKBOOK / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def last_user(req: Request) -> str:
+    return list(req.messages or [])[-1].content
+
+
+def test_every_recipe_has_a_test() -> None:
+    tested = {
+        name.removeprefix("test_")
+        for name in globals()
+        if name.startswith("test_") and name != "test_every_recipe_has_a_test"
+    }
+    recipes = {p.stem for p in COOKBOOK.glob("*.py")}
+    assert recipes <= tested, f"recipes without a test: {sorted(recipes - tested)}"
+
+
+def test_few_shot() -> None:
+    mod = load("few_shot")
+    fake = FakeBackend(
+        lambda r: "Negative." if "died" in last_user(r) or "useless" in last_user(r) else "positive"
+    )
+    results = mod.main(LLM(fake))
+    assert [label for _, label in results] == ["negative", "positive", "negative"]
+    first = list(fake.requests[0].messages or [])
+    assert len(first) == 1 + 2 * 4 + 1  # system, 4 examples as turns, the review
+    assert fake.requests[0].params == {"temperature": 0.0, "top_p": 1.0, "max_tokens": 4}
+
+
+def test_zero_shot() -> None:
+    mod = load("zero_shot")
+    fake = FakeBackend(lambda r: "Rotterdam" if "Rotterdam" in last_user(r) else "Lyon")
+    assert mod.main(LLM(fake)) == ["Rotterdam", "Lyon"]
+    assert last_user(fake.requests[0]).startswith("Message: My parcel")
+
+
+def test_instruction() -> None:
+    mod = load("instruction")
+    fake = FakeBackend(["- Idle pool connections now close after 30 s, fixing an fd leak."])
+    assert mod.main(LLM(fake)).startswith("- Idle")
+    system = list(fake.requests[0].messages or [])[0].content
+    assert "Audience: system administrators" in system and "Length: at most 20 words" in system
+
+
+def test_role() -> None:
+    mod = load("role")
+    fake = FakeBackend(["Your starter is weak.", "Gluten network and CO2 retention."])
+    answers = mod.main(LLM(fake))
+    assert answers == {
+        "baker": "Your starter is weak.",
+        "chemist": "Gluten network and CO2 retention.",
+    }
+    systems = [list(r.messages or [])[0].content for r in fake.requests]
+    assert systems[0].startswith("You are an experienced artisan baker")
+    assert systems[1].startswith("You are a food chemist")
+
+
+def test_negative() -> None:
+    mod = load("negative")
+    fake = FakeBackend(["Version control records every change to files."])
+    assert mod.main(LLM(fake)).startswith("Version control")
+    system = list(fake.requests[0].messages or [])[0].content
+    assert "Do not:\n- jargon or acronyms\n- analogies to cars" in system
+
+
+def test_delimited() -> None:
+    mod = load("delimited")
+    fake = FakeBackend(["Customer reports a double charge on invoice #4411."])
+    assert "double charge" in mod.main(LLM(fake))
+    user = last_user(fake.requests[0])
+    # the email's fake markers are inert: the real ones are longer
+    assert user.startswith("<<<<EMAIL>>>>\n") and user.count("<<<<END EMAIL>>>>") == 1
+    assert mod.EMAIL in user
+
+
+def test_perspectives() -> None:
+    mod = load("perspectives")
+    reply = "Finance\n...\nEngineering\n...\nCustomers\n...\nSynthesis\nGo."
+    fake = FakeBackend([reply])
+    assert mod.main(LLM(fake)) == reply
+    system = list(fake.requests[0].messages or [])[0].content
+    assert "- Engineering: effort and risk" in system and '"Synthesis"' in system
+
+
+def test_conversation() -> None:
+    mod = load("conversation")
+    fake = FakeBackend(["Hello!", "Clean the rim.", "Yes, with a cloth."])
+    assert mod.main(LLM(fake)) == ["Hello!", "Clean the rim.", "Yes, with a cloth."]
+    third = [m.content for m in fake.requests[2].messages or []]
+    assert third[1:] == [
+        "Hi, I bought a city bike last week.",
+        "Hello!",
+        "The rear brake squeaks when it rains.",
+        "Clean the rim.",
+        "Can I fix that myself?",
+    ]
+
+
+def test_rag_citations() -> None:
+    mod = load("rag_citations")
+    fake = FakeBackend(
+        lambda r: "Refunds arrive within 5 business days [returns]."
+        if "refund" in last_user(r)
+        else "I don't know based on our policies."
+    )
+    answers = mod.main(LLM(fake))
+    assert answers[0].endswith("[returns].")
+    first = last_user(fake.requests[0])
+    assert first.startswith("<<<DOCUMENT returns>>>\nTitle: Returns\n")
+    assert first.endswith("Question: How long does a refund take?")
+    assert "say exactly: I don't know based on our policies." in (
+        list(fake.requests[0].messages or [])[0].content
+    )
+
+
+def test_sampling_presets() -> None:
+    mod = load("sampling_presets")
+    fake = FakeBackend(["Light that charges itself.", "Ride the sun.", "Sunlit rides."])
+    out = mod.main(LLM(fake))
+    assert out == {
+        "precise": "Light that charges itself.",
+        "creative": "Ride the sun.",
+        "no_repetition": "Sunlit rides.",
+    }
+    assert [r.params.get("temperature") for r in fake.requests] == [0.0, 1.0, 0.7]
+    assert fake.requests[2].params["frequency_penalty"] == 0.8
+
+
+def test_sampling_presets_reports_dropped(capsys: pytest.CaptureFixture[str]) -> None:
+    mod = load("sampling_presets")
+    fake = FakeBackend(["a", "b", "c"], supports=["temperature", "max_tokens", "seed"])
+    mod.main(LLM(fake, on_unsupported="drop"))
+    assert "dropped by this backend: ['top_p']" in capsys.readouterr().out
+
+
+def test_chain_of_thought() -> None:
+    mod = load("chain_of_thought")
+    fake = FakeBackend(["8 carriages with 40 seats each: 8 * 40 = 320. The answer is 320."])
+    assert mod.main(LLM(fake)) == "320"
+    msgs = list(fake.requests[0].messages or [])
+    assert msgs[2].content.endswith("so 6 * 4 = 24.\nThe answer is 24.")
+    assert msgs[-1].content.endswith("Let's think step by step.")
+
+
+def test_recipes_use_the_public_api_only() -> None:
+    for path in COOKBOOK.glob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "promptkit._" not in text and "from promptkit." not in text, path.name
+        assert 'if __name__ == "__main__":' in text, path.name
+        assert "pk.connect()" in text, path.name
