@@ -21,6 +21,10 @@ def load(name: str) -> ModuleType:
     return module
 
 
+def system_of(req: Request) -> str:
+    return list(req.messages or [])[0].content  # noqa: RUF015 - the first is the system one
+
+
 def last_user(req: Request) -> str:
     return list(req.messages or [])[-1].content
 
@@ -58,7 +62,7 @@ def test_instruction() -> None:
     mod = load("instruction")
     fake = FakeBackend(["- Idle pool connections now close after 30 s, fixing an fd leak."])
     assert mod.main(LLM(fake)).startswith("- Idle")
-    system = list(fake.requests[0].messages or [])[0].content
+    system = system_of(fake.requests[0])
     assert "Audience: system administrators" in system and "Length: at most 20 words" in system
 
 
@@ -70,7 +74,7 @@ def test_role() -> None:
         "baker": "Your starter is weak.",
         "chemist": "Gluten network and CO2 retention.",
     }
-    systems = [list(r.messages or [])[0].content for r in fake.requests]
+    systems = [system_of(r) for r in fake.requests]
     assert systems[0].startswith("You are an experienced artisan baker")
     assert systems[1].startswith("You are a food chemist")
 
@@ -79,7 +83,7 @@ def test_negative() -> None:
     mod = load("negative")
     fake = FakeBackend(["Version control records every change to files."])
     assert mod.main(LLM(fake)).startswith("Version control")
-    system = list(fake.requests[0].messages or [])[0].content
+    system = system_of(fake.requests[0])
     assert "Do not:\n- jargon or acronyms\n- analogies to cars" in system
 
 
@@ -98,7 +102,7 @@ def test_perspectives() -> None:
     reply = "Finance\n...\nEngineering\n...\nCustomers\n...\nSynthesis\nGo."
     fake = FakeBackend([reply])
     assert mod.main(LLM(fake)) == reply
-    system = list(fake.requests[0].messages or [])[0].content
+    system = system_of(fake.requests[0])
     assert "- Engineering: effort and risk" in system and '"Synthesis"' in system
 
 
@@ -119,18 +123,18 @@ def test_conversation() -> None:
 def test_rag_citations() -> None:
     mod = load("rag_citations")
     fake = FakeBackend(
-        lambda r: "Refunds arrive within 5 business days [returns]."
-        if "refund" in last_user(r)
-        else "I don't know based on our policies."
+        lambda r: (
+            "Refunds arrive within 5 business days [returns]."
+            if "refund" in last_user(r)
+            else "I don't know based on our policies."
+        )
     )
     answers = mod.main(LLM(fake))
     assert answers[0].endswith("[returns].")
     first = last_user(fake.requests[0])
     assert first.startswith("<<<DOCUMENT returns>>>\nTitle: Returns\n")
     assert first.endswith("Question: How long does a refund take?")
-    assert "say exactly: I don't know based on our policies." in (
-        list(fake.requests[0].messages or [])[0].content
-    )
+    assert "say exactly: I don't know based on our policies." in (system_of(fake.requests[0]))
 
 
 def test_sampling_presets() -> None:
