@@ -1,0 +1,146 @@
+"""Prompt files: a prompt object saved as JSON or YAML, and loaded back.
+
+The file is the prompt's ``model_dump`` plus a ``technique`` key naming its class::
+
+    # classify.yaml
+    technique: FewShot
+    instruction: Classify the sentiment of the review as positive or negative.
+    examples:
+      - {input: I loved it, output: positive}
+      - {input: It broke after a day, output: negative}
+
+``.prompty`` files are read by :mod:`promptkit.prompty`; :func:`load_prompt` dispatches to it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ._errors import ConfigurationError, PromptError
+from ._prompt import (
+    ChainOfThought,
+    Context,
+    Conversation,
+    Delimited,
+    FewShot,
+    Instruction,
+    Negative,
+    Perspectives,
+    Prompt,
+    PromptBase,
+    Role,
+    ZeroShot,
+)
+
+__all__ = ["TECHNIQUES", "load_prompt", "prompt_from_dict", "prompt_to_dict", "save_prompt"]
+
+#: Technique classes by the name used in prompt files.
+TECHNIQUES: dict[str, type[Prompt]] = {
+    cls.__name__: cls
+    for cls in (
+        Prompt,
+        ZeroShot,
+        FewShot,
+        ChainOfThought,
+        Role,
+        Instruction,
+        Negative,
+        Delimited,
+        Perspectives,
+        Conversation,
+        Context,
+    )
+}
+
+
+def _yaml() -> Any:
+    try:
+        import yaml
+    except ImportError:  # pragma: no cover - pyyaml is a dependency
+        raise ConfigurationError(
+            "Reading YAML needs PyYAML: pip install pyyaml (or save the prompt as .json)."
+        ) from None
+    return yaml
+
+
+def prompt_to_dict(prompt: Prompt) -> dict[str, Any]:
+    """The prompt as plain data with its ``technique``; only fields that differ from the
+    defaults are kept, so files stay short.
+
+    >>> prompt_to_dict(ZeroShot(instruction="Translate to French."))
+    {'technique': 'ZeroShot', 'instruction': 'Translate to French.'}
+    """
+    data = prompt.model_dump(mode="json", exclude_defaults=True)
+    if data.get("inputs") is None:
+        data.pop("inputs", None)  # its JSON serializer defeats exclude_defaults
+    return {"technique": type(prompt).__name__, **data}
+
+
+def prompt_from_dict(data: dict[str, Any], *, where: str = "prompt data") -> Prompt:
+    """Build a prompt from :func:`prompt_to_dict`'s form.
+
+    >>> prompt_from_dict({"technique": "Role", "role": "a chef"}).render(input="Hi")[0].content
+    'You are a chef.'
+    """
+    if not isinstance(data, dict):
+        raise PromptError(f"{where}: expected a mapping with a 'technique' key.")
+    fields = dict(data)
+    name = fields.pop("technique", "Prompt")
+    cls = TECHNIQUES.get(str(name))
+    if cls is None:
+        import difflib
+
+        close = difflib.get_close_matches(str(name), list(TECHNIQUES), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise PromptError(
+            f"{where}: unknown technique {name!r}.{hint} Known: {', '.join(TECHNIQUES)}."
+        )
+    prompt: Prompt = cls.model_validate(fields)
+    return prompt
+
+
+def load_prompt(path: str | Path) -> PromptBase:
+    """Load a prompt from a ``.json``, ``.yaml``/``.yml`` or ``.prompty`` file."""
+    p = Path(path)
+    suffix = p.suffix.lower()
+    if suffix == ".prompty":
+        from .prompty import load
+
+        return load(p)
+    if suffix not in (".json", ".yaml", ".yml"):
+        raise PromptError(
+            f"{p}: unknown prompt file type {suffix or '(none)'!r}; use .json, .yaml or .prompty."
+        )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PromptError(f"Cannot read prompt file {p}: {exc.strerror}.") from None
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise PromptError(f"{p}: invalid JSON on line {exc.lineno}: {exc.msg}.") from None
+    else:
+        yaml = _yaml()
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise PromptError(f"{p}: invalid YAML: {exc}.") from None
+    return prompt_from_dict(data, where=str(p))
+
+
+def save_prompt(prompt: Prompt, path: str | Path) -> Path:
+    """Save a prompt as ``.json`` or ``.yaml``; returns the path written."""
+    p = Path(path)
+    data = prompt_to_dict(prompt)
+    suffix = p.suffix.lower()
+    if suffix == ".json":
+        text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    elif suffix in (".yaml", ".yml"):
+        text = _yaml().safe_dump(data, sort_keys=False, allow_unicode=True)
+    else:
+        raise PromptError(f"{p}: save as .json or .yaml (got {suffix or 'no suffix'!r}).")
+    p.write_text(text, encoding="utf-8")
+    return p
