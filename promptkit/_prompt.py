@@ -38,7 +38,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, overload
 
@@ -69,6 +69,7 @@ from ._render import (
 if TYPE_CHECKING:
     from ._completion import Completion
     from .backends._base import LLM, TextStream
+    from .runner import BatchResult
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -298,6 +299,25 @@ class PromptBase(StrictModel):
 
             return await astructured(self, llm, output, params=params, **variables)
         return await llm.acomplete(self.render(**variables), params=self._params(params))
+
+    def batch(self, llm: LLM, inputs: Iterable[Mapping[str, Any]], **options: Any) -> BatchResult:
+        """Run this prompt over many inputs (dicts of variables); results in input order.
+
+        Options (see :func:`promptkit.runner.run_batch`): ``params``, ``concurrency``,
+        ``rpm``, ``tpm``, ``out`` (a JSONL file for durable, resumable runs), ``progress``.
+        A failure on one input is recorded on that input and does not stop the rest.
+        """
+        from .runner import run_batch
+
+        return run_batch(self, llm, inputs, **options)
+
+    async def abatch(
+        self, llm: LLM, inputs: Iterable[Mapping[str, Any]], **options: Any
+    ) -> BatchResult:
+        """Async twin of :meth:`batch`."""
+        from .runner import arun_batch
+
+        return await arun_batch(self, llm, inputs, **options)
 
     def stream(
         self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any

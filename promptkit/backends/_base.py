@@ -20,7 +20,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, Protocol
 
 from .._completion import Choice, Completion, Usage
 from .._errors import (
@@ -45,6 +45,16 @@ __all__ = [
 _ALWAYS_OK = frozenset({"n"})
 
 
+class ResponseCache(Protocol):
+    """What :class:`LLM` needs of a response cache (see :class:`promptkit.Cache`)."""
+
+    def get(self, backend: Backend, request: Request) -> Completion | None:
+        """The stored completion for this exact request, or ``None``."""
+
+    def put(self, backend: Backend, request: Request, completion: Completion) -> None:
+        """Store a completion for this exact request."""
+
+
 class UnsupportedParameterWarning(UserWarning):
     """A sampling parameter was dropped because the backend cannot honour it."""
 
@@ -57,6 +67,9 @@ class Request:
     ``params`` holds promptkit parameter names, already filtered to what the backend
     ``supports``; ``extra`` is copied into the body as is. ``response_format`` is
     ``{"name": str, "schema": dict, "strict": bool}`` for JSON-schema constrained output.
+    ``sample`` is the index of the first choice this request yields within its call (top-up
+    and emulated-``n`` requests count up), so that a response cache never collapses
+    distinct samples into one.
     """
 
     messages: Sequence[Message] | None = None
@@ -65,6 +78,7 @@ class Request:
     extra: dict[str, Any] = field(default_factory=dict)
     response_format: dict[str, Any] | None = None
     timeout: float | None = None
+    sample: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +159,8 @@ class LLM:
     ``"drop"`` (dropped quietly) or ``"error"`` (:class:`~promptkit.ParameterError`). Either
     way the dropped parameters are listed in ``Completion.dropped``. ``on_truncation="error"``
     turns a reply cut at ``max_tokens`` into :class:`~promptkit.TruncatedError`.
+    ``cache`` (e.g. :class:`promptkit.Cache`) answers repeated identical requests without
+    calling the backend; a hit is marked ``Completion.cached``.
     """
 
     def __init__(
@@ -155,6 +171,7 @@ class LLM:
         on_unsupported: UnsupportedPolicy = "warn",
         on_truncation: Literal["ignore", "error"] = "ignore",
         max_concurrency: int = 16,
+        cache: ResponseCache | None = None,
     ) -> None:
         if on_unsupported not in ("error", "warn", "drop"):
             raise ParameterError(
@@ -167,6 +184,7 @@ class LLM:
         self.on_unsupported: UnsupportedPolicy = on_unsupported
         self.on_truncation = on_truncation
         self.max_concurrency = max_concurrency
+        self.cache = cache
 
     def __repr__(self) -> str:
         return f"LLM(backend={self.backend.name!r}, model={self.backend.model!r})"
@@ -231,7 +249,7 @@ class LLM:
                 params.pop("n", None)
             if "seed" in params:
                 params["seed"] = params["seed"] + have
-            return [replace(request, params=params)]
+            return [replace(request, params=params, sample=have)]
         out = []
         for i in range(missing):
             params = dict(request.params)
@@ -239,7 +257,7 @@ class LLM:
             if "seed" in params:
                 # distinct seeds, or every sample would be the same text
                 params["seed"] = params["seed"] + have + i
-            out.append(replace(request, params=params))
+            out.append(replace(request, params=params, sample=have + i))
         return out
 
     def _finish(
@@ -326,6 +344,26 @@ class LLM:
         request, n, dropped = self._prepare(None, prompt, params, overrides, None, timeout)
         return self._run(request, n, dropped)
 
+    def _call(self, req: Request) -> Completion:
+        if self.cache is not None:
+            hit = self.cache.get(self.backend, req)
+            if hit is not None:
+                return hit
+        part = self.backend.complete(req)
+        if self.cache is not None and part.choices:
+            self.cache.put(self.backend, req, part)
+        return part
+
+    async def _acall(self, req: Request) -> Completion:
+        if self.cache is not None:
+            hit = self.cache.get(self.backend, req)
+            if hit is not None:
+                return hit
+        part = await self.backend.acomplete(req)
+        if self.cache is not None and part.choices:
+            self.cache.put(self.backend, req, part)
+        return part
+
     def _run(self, request: Request, n: int, dropped: dict[str, str]) -> Completion:
         started = time.perf_counter()
         parts: list[Completion] = []
@@ -334,7 +372,7 @@ class LLM:
         pending = [first] if first is not None else self._next_requests(request, 0, n)
         while True:
             for req in pending:
-                part = self.backend.complete(req)
+                part = self._call(req)
                 if not part.choices:
                     raise MalformedResponseError(
                         "The server returned no choices. Check that the model is loaded and "
@@ -384,7 +422,7 @@ class LLM:
 
         async def one(req: Request) -> Completion:
             async with sem:
-                return await self.backend.acomplete(req)
+                return await self._acall(req)
 
         while True:
             results = await asyncio.gather(*(one(r) for r in pending))
