@@ -131,11 +131,21 @@ def load_prompt(path: str | Path) -> PromptBase:
     return prompt_from_dict(data, where=str(p))
 
 
-def save_prompt(prompt: Prompt, path: str | Path) -> Path:
-    """Save a prompt as ``.json`` or ``.yaml``; returns the path written."""
+def save_prompt(prompt: PromptBase, path: str | Path) -> Path:
+    """Save a prompt as ``.json``, ``.yaml`` or ``.prompty``; returns the path written."""
     p = Path(path)
-    data = prompt_to_dict(prompt)
     suffix = p.suffix.lower()
+    if suffix == ".prompty":
+        from .prompty import save
+
+        save(prompt, p)
+        return p
+    if not isinstance(prompt, Prompt):
+        raise PromptError(
+            f"{p}: a {type(prompt).__name__} can be saved as .prompty only; .json and .yaml "
+            "hold technique prompts (FewShot, ChainOfThought, ...)."
+        )
+    data = prompt_to_dict(prompt)
     if suffix == ".json":
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     elif suffix in (".yaml", ".yml"):

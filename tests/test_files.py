@@ -58,3 +58,12 @@ def test_errors_are_promptkit_errors(tmp_path: Path) -> None:
         load_prompt(tmp_path / "x.txt")
     with pytest.raises(pk.InvalidPromptError, match="examples"):
         prompt_from_dict({"technique": "FewShot", "examples": []})
+
+
+def test_prompty_through_the_same_functions(tmp_path: Path) -> None:
+    p = pk.FewShot(instruction="Classify.", examples=[pk.Example(input="a", output="b")])
+    path = save_prompt(p, tmp_path / "classify.prompty")
+    loaded = load_prompt(path)
+    assert loaded.render(input="c") == p.render(input="c")
+    with pytest.raises(pk.PromptError, match="can be saved as .prompty only"):
+        save_prompt(loaded, tmp_path / "x.json")
