@@ -65,5 +65,5 @@ def test_prompty_through_the_same_functions(tmp_path: Path) -> None:
     path = save_prompt(p, tmp_path / "classify.prompty")
     loaded = load_prompt(path)
     assert loaded.render(input="c") == p.render(input="c")
-    with pytest.raises(pk.PromptError, match="can be saved as .prompty only"):
+    with pytest.raises(pk.PromptError, match=r"can be saved as \.prompty only"):
         save_prompt(loaded, tmp_path / "x.json")
