@@ -276,11 +276,8 @@ class LLM:
             if k in last.params_sent or v in last.params_sent
         }
         renamed.update(last.renamed)
+        # what the first request carried; `requests` tells how many it took to get n choices
         params_sent = dict(parts[0].params_sent)
-        if n > 1:
-            params_sent["n"] = (
-                n if self.backend.native_n and len(parts) == 1 else params_sent.get("n", 1)
-            )
         done = Completion(
             choices=choices,
             model=last.model or self.backend.model,
@@ -518,6 +515,7 @@ class TextStream:
 
     def _done(self) -> None:
         backend = self._llm.backend
+        renames = backend.renames
         done = Completion(
             choices=[
                 Choice(
@@ -528,8 +526,9 @@ class TextStream:
             model=self._model or backend.model,
             backend=backend.name,
             usage=self._usage,
-            params_sent=dict(self._request.params),
+            params_sent={renames.get(k, k): v for k, v in self._request.params.items()},
             dropped=dict(self._dropped),
+            renamed={k: v for k, v in renames.items() if k in self._request.params},
             latency_s=time.perf_counter() - self._started,
         )
         self._llm._check(done)

@@ -1,0 +1,473 @@
+"""The OpenAI API and OpenAI-compatible servers (LM Studio, llama.cpp's server, ...).
+
+Speaks the wire format directly with httpx: ``POST {base_url}/chat/completions`` for
+messages, ``POST {base_url}/completions`` for raw prompts, server-sent events for
+streaming. Bodies are plain dicts and replies are read without validation models, so a
+call costs little more than the HTTP round trip itself.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from .._completion import Choice, Completion, TokenLogprob, Usage
+from .._errors import ConfigurationError, ParameterError
+from ._base import Delta, Request
+from ._http import HTTPBackend, SSEDecoder, dumps, loads
+
+__all__ = ["LlamaServerBackend", "OpenAIBackend"]
+
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+#: promptkit parameters the OpenAI API honours.
+OPENAI_PARAMS = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "frequency_penalty",
+        "presence_penalty",
+        "stop",
+        "logprobs",
+        "top_logprobs",
+        "seed",
+        "n",
+    }
+)
+
+#: Parameters that many OpenAI-compatible servers add (vLLM, llama.cpp).
+SAMPLER_EXTRAS = frozenset({"top_k", "min_p", "repetition_penalty"})
+
+
+def _usage(raw: Any) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    return Usage(raw.get("prompt_tokens"), raw.get("completion_tokens"), raw.get("total_tokens"))
+
+
+def _chat_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
+    """``choices[i].logprobs.content[]`` -> TokenLogprobs."""
+    if not isinstance(raw, dict):
+        return None
+    content = raw.get("content")
+    if content is None:
+        return None
+    return tuple(
+        TokenLogprob(
+            item["token"],
+            float(item["logprob"]),
+            tuple((t["token"], float(t["logprob"])) for t in item.get("top_logprobs") or ()),
+        )
+        for item in content
+    )
+
+
+def _text_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
+    """Legacy completions: ``tokens`` / ``token_logprobs`` / ``top_logprobs`` (dicts)."""
+    if not isinstance(raw, dict) or raw.get("tokens") is None:
+        return None
+    tokens = raw["tokens"]
+    values = raw.get("token_logprobs") or [None] * len(tokens)
+    tops = raw.get("top_logprobs") or [None] * len(tokens)
+    return tuple(
+        TokenLogprob(
+            tok,
+            float("nan") if lp is None else float(lp),
+            tuple((k, float(v)) for k, v in top.items()) if top else (),
+        )
+        for tok, lp, top in zip(tokens, values, tops, strict=False)
+    )
+
+
+def _is_plain_json(resp: httpx.Response) -> bool:
+    ctype = resp.headers.get("content-type", "")
+    return "json" in ctype and "event-stream" not in ctype
+
+
+class _StreamState:
+    """Folds SSE events into text pieces and the final Delta."""
+
+    __slots__ = ("chat", "done", "finish", "model", "usage")
+
+    def __init__(self, chat: bool) -> None:
+        self.chat = chat
+        self.done = False
+        self.finish: str | None = None
+        self.model: str | None = None
+        self.usage: Usage | None = None
+
+    def event(self, data: dict[str, Any]) -> str:
+        """The text piece an event carries ('' if none). Raises KeyError/TypeError on a
+        malformed event."""
+        if data.get("model"):
+            self.model = data["model"]
+        if data.get("usage"):
+            self.usage = _usage(data["usage"])
+        text = ""
+        for choice in data.get("choices") or ():
+            if choice.get("index", 0) != 0:
+                continue
+            delta = (choice.get("delta") or {}) if self.chat else choice
+            piece = delta.get("content" if self.chat else "text")
+            if piece:
+                text += piece
+            if choice.get("finish_reason"):
+                self.finish = choice["finish_reason"]
+        return text
+
+    def last(self) -> Delta:
+        return Delta("", finish_reason=self.finish, usage=self.usage, model=self.model)
+
+
+class OpenAIBackend(HTTPBackend):
+    """The OpenAI API, or any server that speaks it.
+
+    >>> from promptkit.backends._base import LLM
+    >>> llm = LLM(OpenAIBackend(model="gpt-4o-mini", api_key="sk-..."))   # doctest: +SKIP
+    >>> llm.complete("Capital of France?", temperature=0).text             # doctest: +SKIP
+    'Paris'
+    >>> OpenAIBackend(model="my-model", base_url="http://127.0.0.1:1234/v1")
+    <OpenAIBackend model='my-model' base_url='http://127.0.0.1:1234/v1'>
+
+    Against the real OpenAI URL (the default) an API key is required (``api_key=`` or the
+    ``OPENAI_API_KEY`` environment variable), ``max_tokens`` is sent as
+    ``max_completion_tokens`` and streams ask for usage. Other servers get ``max_tokens``
+    and only standard fields.
+
+    Options:
+
+    - ``model``, ``base_url`` (default ``https://api.openai.com/v1``), ``api_key`` (sent
+      as ``Authorization: Bearer``; never shown in reprs or errors).
+    - ``timeout`` (60 s), ``headers`` (extra HTTP headers).
+    - ``max_retries`` (3), ``retry_base_delay`` (0.5 s), ``retry_max_delay`` (8 s),
+      ``retry_after_max`` (60 s), ``retry_total_timeout`` (120 s): see
+      :class:`~promptkit.backends._http.RetryPolicy`.
+    - ``extra_params``: more promptkit parameter names the server accepts (for example
+      ``["top_k", "min_p"]`` for a compatible server that takes them); sent under the same
+      name.
+    - ``stream_usage``: ask for token usage at the end of streams
+      (``stream_options.include_usage``); default: only on the real OpenAI URL, since some
+      compatible servers reject unknown fields.
+    """
+
+    name: ClassVar[str] = "openai"
+    supports: ClassVar[frozenset[str]] = OPENAI_PARAMS
+    native_n: ClassVar[bool] = True
+    renames: ClassVar[dict[str, str]] = {}
+    default_base_url: ClassVar[str] = OPENAI_BASE_URL
+    #: Whether streams ask for usage when ``stream_usage`` is not given (None: OpenAI only).
+    default_stream_usage: ClassVar[bool | None] = None
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60,
+        max_retries: int = 3,
+        headers: Mapping[str, str] | None = None,
+        extra_params: Iterable[str] | None = None,
+        stream_usage: bool | None = None,
+        retry_base_delay: float = 0.5,
+        retry_max_delay: float = 8.0,
+        retry_after_max: float = 60.0,
+        retry_total_timeout: float = 120.0,
+        **options: Any,
+    ) -> None:
+        url = (base_url or self.default_base_url).strip().rstrip("/")
+        official = urlsplit(url).hostname == "api.openai.com"
+        if official:
+            api_key = api_key or os.environ.get("OPENAI_API_KEY") or None
+            if not api_key:
+                raise ConfigurationError(
+                    "No API key for the OpenAI API: set the OPENAI_API_KEY environment "
+                    "variable or pass api_key=... (for a local OpenAI-compatible server, pass "
+                    "its base_url, e.g. 'http://127.0.0.1:8000/v1')."
+                )
+            if not model:
+                raise ConfigurationError(
+                    "The OpenAI API needs a model: pass model=..., e.g. 'gpt-4o-mini'."
+                )
+        super().__init__(
+            model=model,
+            base_url=url,
+            api_key=api_key,
+            timeout=timeout,
+            max_retries=max_retries,
+            headers=headers,
+            retry_base_delay=retry_base_delay,
+            retry_max_delay=retry_max_delay,
+            retry_after_max=retry_after_max,
+            retry_total_timeout=retry_total_timeout,
+            **options,
+        )
+        self._official = official
+        if extra_params:
+            extra = frozenset(extra_params)
+            unknown = extra - _KNOWN_PARAMS
+            if unknown:
+                raise ConfigurationError(
+                    f"extra_params: {sorted(unknown)} are not promptkit sampling parameters "
+                    f"(known: {', '.join(sorted(_KNOWN_PARAMS))}). Server-specific fields go "
+                    "in SamplingParams(extra={...})."
+                )
+            self.supports = type(self).supports | extra  # type: ignore[misc]
+        if stream_usage is None:
+            default = self.default_stream_usage
+            stream_usage = official if default is None else default
+        self.stream_usage = stream_usage
+        self._chat_url = self._url("/chat/completions")
+        self._text_url = self._url("/completions")
+
+    # ------------------------------------------------------------------ request body
+
+    def _response_format(self, rf: Mapping[str, Any]) -> dict[str, Any]:
+        """Request.response_format -> the body's ``response_format``."""
+        spec: dict[str, Any] = {"name": rf.get("name") or "response", "schema": rf["schema"]}
+        if rf.get("strict") is not None:
+            spec["strict"] = bool(rf["strict"])
+        return {"type": "json_schema", "json_schema": spec}
+
+    def _auth_hint(self) -> str:
+        if self._official:
+            return (
+                "Check that OPENAI_API_KEY (or api_key=...) is valid and has access to model "
+                f"{self.model!r}."
+            )
+        return super()._auth_hint()
+
+    def _body(
+        self, request: Request, stream: bool
+    ) -> tuple[httpx.URL, bytes, bool, dict[str, Any], dict[str, str]]:
+        """(url, JSON body, chat?, params as sent, renames applied)."""
+        messages = request.messages
+        chat = messages is not None
+        body: dict[str, Any] = {}
+        if self.model:
+            body["model"] = self.model
+        if messages is not None:
+            body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
+            url = self._chat_url
+        elif request.prompt is not None:
+            body["prompt"] = request.prompt
+            url = self._text_url
+        else:
+            raise ParameterError("A request needs messages or a prompt; it has neither.")
+        sent: dict[str, Any] = {}
+        renamed: dict[str, str] = {}
+        params = request.params
+        renames = self.renames
+        for key, value in params.items():
+            if key == "logprobs" or key == "top_logprobs":
+                continue
+            if key == "n" and not self.native_n:
+                continue
+            wire = renames.get(key, key)
+            if key == "max_tokens" and chat and self._official:
+                wire = "max_completion_tokens"
+            if wire != key:
+                renamed[key] = wire
+            sent[wire] = value
+        logprobs = params.get("logprobs")
+        top = params.get("top_logprobs")
+        if logprobs or (top is not None and logprobs is not False):
+            if chat:
+                sent["logprobs"] = True
+                if top is not None:
+                    sent["top_logprobs"] = top
+            else:  # the legacy endpoint takes the number of alternatives
+                sent["logprobs"] = top or 0
+                if top is not None:
+                    renamed["top_logprobs"] = "logprobs"
+        body.update(sent)
+        if request.response_format is not None:
+            body["response_format"] = self._response_format(request.response_format)
+        if stream:
+            body["stream"] = True
+            if self.stream_usage:
+                body["stream_options"] = {"include_usage": True}
+        if request.extra:
+            body.update(request.extra)
+            sent.update(request.extra)
+        return url, dumps(body), chat, sent, renamed
+
+    # ------------------------------------------------------------------ replies
+
+    def _completion(
+        self,
+        data: dict[str, Any],
+        chat: bool,
+        sent: dict[str, Any],
+        renamed: dict[str, str],
+        attempts: int,
+    ) -> Completion:
+        raw_choices = data.get("choices")
+        if not raw_choices or not isinstance(raw_choices, list):
+            err = data.get("error")
+            if err:
+                raise self._stream_error(data, attempts)
+            raise self._malformed("it has no choices", attempts, dumps(data).decode())
+        problem = ""
+        try:
+            choices = []
+            for i, ch in enumerate(raw_choices):
+                if chat:
+                    text = ch["message"].get("content") or ""
+                    logprobs = _chat_logprobs(ch.get("logprobs"))
+                else:
+                    text = ch["text"]
+                    logprobs = _text_logprobs(ch.get("logprobs"))
+                if not isinstance(text, str):
+                    raise TypeError("the choice's text is not a string")
+                choices.append(Choice(text, ch.get("index", i), ch.get("finish_reason"), logprobs))
+            usage = _usage(data.get("usage"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            raise self._malformed(
+                f"a choice lacks an expected field ({problem})", attempts, dumps(data).decode()
+            )
+        return Completion(
+            choices=choices,
+            model=data.get("model") or self.model,
+            backend=self.name,
+            usage=usage,
+            params_sent=sent,
+            renamed=renamed,
+            raw=data,
+        )
+
+    def complete(self, request: Request) -> Completion:
+        url, content, chat, sent, renamed = self._body(request, False)
+        resp, attempts = self._send(url, content, request.timeout)
+        return self._completion(self._json(resp, attempts), chat, sent, renamed, attempts)
+
+    async def acomplete(self, request: Request) -> Completion:
+        url, content, chat, sent, renamed = self._body(request, False)
+        resp, attempts = await self._asend(url, content, request.timeout)
+        return self._completion(self._json(resp, attempts), chat, sent, renamed, attempts)
+
+    # ------------------------------------------------------------------ streaming
+
+    def _event(self, state: _StreamState, payload: str, attempts: int) -> str:
+        """Apply one SSE data payload; the text it carries."""
+        if payload == "[DONE]":
+            state.done = True
+            return ""
+        data = loads(payload)
+        if not isinstance(data, dict):
+            raise self._malformed("a stream event is not a JSON object", attempts, payload)
+        if data.get("error"):
+            raise self._stream_error(data, attempts)
+        problem = ""
+        try:
+            return state.event(data)
+        except (KeyError, TypeError, AttributeError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        raise self._malformed(f"a stream event lacks a field ({problem})", attempts, payload)
+
+    def _end(self, state: _StreamState, attempts: int) -> Delta:
+        if not state.done and state.finish is None:
+            raise self._malformed(
+                "the stream ended before its end (no finish_reason and no [DONE]); the "
+                "connection was probably cut",
+                attempts,
+            )
+        return state.last()
+
+    def _whole(
+        self, resp: httpx.Response, chat: bool, sent: dict[str, Any], attempts: int
+    ) -> list[Delta]:
+        """A server that ignored ``stream: true`` and sent one JSON reply (already read)."""
+        done = self._completion(self._json(resp, attempts), chat, sent, {}, attempts)
+        return [
+            Delta(done.text),
+            Delta("", finish_reason=done.finish_reason, usage=done.usage, model=done.model),
+        ]
+
+    def stream(self, request: Request) -> Iterator[Delta]:
+        url, content, chat, sent, _ = self._body(request, True)
+        resp, attempts = self._send(url, content, request.timeout, stream=True)
+        self._check_stream_type(resp, attempts)
+        if _is_plain_json(resp):
+            self._read(resp, attempts)
+            yield from self._whole(resp, chat, sent, attempts)
+            return
+        state = _StreamState(chat)
+        sse = SSEDecoder()
+        for line in self._lines(resp, attempts):
+            payload = sse.feed(line)
+            if payload is not None:
+                text = self._event(state, payload, attempts)
+                if text:
+                    yield Delta(text)
+        payload = sse.flush()
+        if payload is not None:
+            text = self._event(state, payload, attempts)
+            if text:
+                yield Delta(text)
+        yield self._end(state, attempts)
+
+    async def astream(self, request: Request) -> AsyncIterator[Delta]:
+        url, content, chat, sent, _ = self._body(request, True)
+        resp, attempts = await self._asend(url, content, request.timeout, stream=True)
+        await self._acheck_stream_type(resp, attempts)
+        if _is_plain_json(resp):
+            await self._aread(resp, attempts)
+            for delta in self._whole(resp, chat, sent, attempts):
+                yield delta
+            return
+        state = _StreamState(chat)
+        sse = SSEDecoder()
+        async for line in self._alines(resp, attempts):
+            payload = sse.feed(line)
+            if payload is not None:
+                text = self._event(state, payload, attempts)
+                if text:
+                    yield Delta(text)
+        payload = sse.flush()
+        if payload is not None:
+            text = self._event(state, payload, attempts)
+            if text:
+                yield Delta(text)
+        yield self._end(state, attempts)
+
+
+_KNOWN_PARAMS = OPENAI_PARAMS | SAMPLER_EXTRAS
+
+
+class LlamaServerBackend(OpenAIBackend):
+    """llama.cpp's HTTP server (``llama-server``) or llama-cpp-python's
+    (``python -m llama_cpp.server``), through their OpenAI-compatible API.
+
+    >>> LlamaServerBackend()
+    <LlamaServerBackend model='' base_url='http://127.0.0.1:8080/v1'>
+
+    No API key is needed (pass ``api_key`` if the server was started with one). Beyond the
+    OpenAI parameters it takes ``top_k``, ``min_p`` and ``repetition_penalty`` (sent as
+    ``repeat_penalty``). Both servers return a single choice per request (llama-server
+    rejects ``n`` > 1), so ``n`` is never sent: the client makes one request per choice,
+    with distinct seeds. JSON-schema output is sent as
+    ``{"type": "json_object", "schema": ...}``, the form both servers accept.
+    """
+
+    name: ClassVar[str] = "llama-server"
+    supports: ClassVar[frozenset[str]] = (OPENAI_PARAMS - {"n"}) | SAMPLER_EXTRAS
+    native_n: ClassVar[bool] = False
+    renames: ClassVar[dict[str, str]] = {"repetition_penalty": "repeat_penalty"}
+    default_base_url: ClassVar[str] = "http://127.0.0.1:8080/v1"
+
+    def _response_format(self, rf: Mapping[str, Any]) -> dict[str, Any]:
+        return {"type": "json_object", "schema": rf["schema"]}
+
+    def _not_found(self, failure: Any) -> str:
+        return (
+            f"Nothing found at {self.base_url} for this request (404). llama.cpp's server "
+            "serves the OpenAI API under /v1: check base_url (e.g. http://127.0.0.1:8080/v1)."
+        )
