@@ -12,7 +12,7 @@ Importing promptkit is light: backends import httpx or llama.cpp only when they 
 """
 
 from ._completion import Choice, Completion, TokenLogprob, Usage
-from ._config import connect
+from ._config import ResolvedConfig, connect, resolve_config
 from ._errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -120,6 +120,7 @@ __all__ = [
     "PromptkitError",
     "RateLimitError",
     "Request",
+    "ResolvedConfig",
     "Role",
     "SamplingParams",
     "ServerError",
@@ -136,4 +137,5 @@ __all__ = [
     "__version__",
     "approx_tokens",
     "connect",
+    "resolve_config",
 ]

@@ -1,0 +1,807 @@
+"""``connect()``: build an :class:`~promptkit.LLM` from arguments, environment and files.
+
+Where each setting comes from, highest precedence first:
+
+1. **explicit arguments** to :func:`connect` / :func:`resolve_config`
+   (``connect("ollama:llama3.2")`` is the short form of ``backend="ollama", model="llama3.2"``);
+2. **environment variables**: ``PROMPTKIT_BACKEND`` (short form allowed),
+   ``PROMPTKIT_MODEL``, ``PROMPTKIT_BASE_URL``, ``PROMPTKIT_API_KEY``, ``PROMPTKIT_PROFILE``;
+3. **the selected profile** of the configuration file (``[profiles.NAME]``), chosen by
+   ``profile=``, else ``PROMPTKIT_PROFILE``, else the file's ``default_profile``;
+4. **the configuration file's top level**;
+5. for the ``openai`` backend only, the conventional ``OPENAI_BASE_URL`` and
+   ``OPENAI_API_KEY`` as fallbacks (``OPENAI_API_KEY`` is sent only to api.openai.com or to
+   ``OPENAI_BASE_URL``, never to a server configured elsewhere);
+6. **the built-in default**: the embedded ``llamacpp`` backend running SmolLM2-135M-Instruct
+   in-process (``pip install "promptkit[local]"``).
+
+The configuration file is ``PROMPTKIT_CONFIG`` if set, else the first ``promptkit.toml``,
+or ``pyproject.toml`` with a ``[tool.promptkit]`` table, found from the current directory
+upwards::
+
+    # promptkit.toml
+    backend = "ollama"
+    model = "llama3.2"
+    preset = "precise"          # a name from promptkit.PRESETS
+    max_tokens = 256            # any SamplingParams field
+    timeout = 30                # other keys are options for the backend's constructor
+    default_profile = "dev"
+
+    [profiles.prod]
+    backend = "openai"
+    model = "gpt-4o-mini"
+    api_key_env = "OPENAI_PROD_KEY"   # the *name* of the variable; keys never go in files
+
+Settings that belong to a backend (model, base_url, API key, options) are taken from a
+source only when that source names no backend or names the backend finally chosen: with
+``backend = "ollama"`` and ``model = "llama3.2"`` in the file, ``connect("openai")`` does
+not send ``model="llama3.2"`` to OpenAI. Sampling parameters and policies always merge.
+A ``base_url`` with no backend anywhere selects the ``openai`` (OpenAI-compatible) backend.
+
+API keys never appear in reprs, logs or error messages.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from ._errors import ConfigurationError, ParameterError
+from ._params import PRESETS, SamplingParams, UnsupportedPolicy
+
+if TYPE_CHECKING:
+    from .backends._base import LLM
+
+__all__ = ["ResolvedConfig", "Secret", "connect", "find_config_file", "resolve_config"]
+
+logger = logging.getLogger("promptkit")
+
+TruncationPolicy = Literal["ignore", "error"]
+
+#: The backend used when nothing is configured.
+DEFAULT_BACKEND = "llamacpp"
+
+_ENV_BACKEND = "PROMPTKIT_BACKEND"
+_ENV_MODEL = "PROMPTKIT_MODEL"
+_ENV_BASE_URL = "PROMPTKIT_BASE_URL"
+_ENV_API_KEY = "PROMPTKIT_API_KEY"
+_ENV_PROFILE = "PROMPTKIT_PROFILE"
+_ENV_CONFIG = "PROMPTKIT_CONFIG"
+
+#: Keys allowed at the top level of a file and in a profile.
+_COMMON_KEYS = frozenset(
+    {
+        "backend",
+        "model",
+        "base_url",
+        "api_key_env",
+        "preset",
+        "on_unsupported",
+        "on_truncation",
+        "options",
+    }
+)
+_TOP_ONLY_KEYS = frozenset({"profiles", "default_profile"})
+_PARAM_KEYS = frozenset(SamplingParams.model_fields)
+#: Backend constructor options accepted in files without an ``[options]`` table. The
+#: resolved backend's own keyword arguments are accepted too.
+_KNOWN_OPTIONS = frozenset(
+    {
+        "timeout",
+        "max_retries",
+        "n_ctx",
+        "n_threads",
+        "n_batch",
+        "n_gpu_layers",
+        "verbose",
+        "chat_format",
+        "headers",
+    }
+)
+_SECRET_LOOKING = frozenset({"api_key", "apikey", "openai_api_key", "key", "token", "secret"})
+_BACKEND_BOUND = ("model", "base_url", "api_key")
+
+
+class Secret:
+    """A string that never shows itself in a repr, str or log line.
+
+    >>> s = Secret("sk-123")
+    >>> s, str(s), s.get()
+    (Secret('***'), '***', 'sk-123')
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def get(self) -> str:
+        """The secret value itself."""
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+_SECRET_NAME = re.compile(r"key|token|secret|passw|auth|cookie|credential", re.IGNORECASE)
+
+
+def _masked(value: Any, name: str = "") -> Any:
+    """``value`` with anything stored under a secret-looking name replaced by ``'***'``."""
+    if name and _SECRET_NAME.search(name) and value is not None:
+        return "***"
+    if isinstance(value, Mapping):
+        return {k: _masked(v, str(k)) for k, v in value.items()}
+    return value
+
+
+@dataclass(frozen=True, repr=False)
+class ResolvedConfig:
+    """What :func:`connect` will build, and where each setting came from.
+
+    >>> cfg = resolve_config("fake:test-model", env={}, cwd=Path("/"))
+    >>> cfg.backend, cfg.model, cfg.sources["model"]
+    ('fake', 'test-model', "argument (short form 'fake:test-model')")
+
+    ``sources`` maps ``backend``, ``model``, ``base_url``, ``api_key``, ``profile``,
+    ``on_unsupported``, ``on_truncation``, ``options.NAME`` and ``params.NAME`` to where the
+    value came from. The API key itself is held as a :class:`Secret`.
+    """
+
+    backend: str
+    model: str | None = None
+    base_url: str | None = None
+    has_api_key: bool = False
+    options: dict[str, Any] = field(default_factory=dict)
+    params: SamplingParams = field(default_factory=SamplingParams)
+    on_unsupported: UnsupportedPolicy = "warn"
+    on_truncation: TruncationPolicy = "ignore"
+    profile: str | None = None
+    config_file: Path | None = None
+    sources: dict[str, str] = field(default_factory=dict)
+    api_key: Secret | None = field(default=None, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        fields = {
+            "backend": self.backend,
+            "model": self.model,
+            "base_url": self.base_url,
+            "has_api_key": self.has_api_key,
+            "options": _masked(self.options),
+            "params": self.params,
+            "on_unsupported": self.on_unsupported,
+            "on_truncation": self.on_truncation,
+            "profile": self.profile,
+            "config_file": self.config_file,
+            "sources": self.sources,
+        }
+        return f"ResolvedConfig({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
+
+    def describe(self) -> str:
+        """A human-readable summary, one setting a line, with its source (no secrets).
+
+        >>> print(resolve_config("fake", model="m", env={}, cwd=Path("/")).describe())
+        backend         fake  (argument)
+        model           m  (argument)
+        """
+        rows: list[tuple[str, str, str | None]] = [
+            ("backend", self.backend, self.sources.get("backend")),
+            ("model", self.model or "(backend default)", self.sources.get("model")),
+        ]
+        if self.base_url:
+            rows.append(("base_url", self.base_url, self.sources.get("base_url")))
+        if self.has_api_key:
+            rows.append(("api_key", "set (hidden)", self.sources.get("api_key")))
+        if self.profile:
+            rows.append(("profile", self.profile, self.sources.get("profile")))
+        if self.config_file:
+            rows.append(("config_file", str(self.config_file), None))
+        for name, value in sorted(_masked(self.options).items()):
+            rows.append((name, repr(value), self.sources.get(f"options.{name}")))
+        for name, value in sorted(self.params.set_fields().items()):
+            rows.append((name, repr(value), self.sources.get(f"params.{name}")))
+        if self.params.extra:
+            rows.append(("extra", repr(self.params.extra), self.sources.get("params.extra")))
+        for name in ("on_unsupported", "on_truncation"):
+            if name in self.sources:
+                rows.append((name, str(getattr(self, name)), self.sources[name]))
+        return "\n".join(
+            f"{name:<15} {value}" + (f"  ({src})" if src else "") for name, value, src in rows
+        )
+
+    def build(self) -> LLM:
+        """Construct the LLM this configuration describes (what :func:`connect` returns)."""
+        from .backends import backend_class
+        from .backends._base import LLM
+
+        cls = backend_class(self.backend)
+        kwargs: dict[str, Any] = dict(self.options)
+        if self.model is not None:
+            kwargs["model"] = self.model
+        if self.base_url is not None:
+            kwargs["base_url"] = self.base_url
+        if self.api_key is not None:
+            kwargs["api_key"] = self.api_key.get()
+        try:
+            backend = cls(**kwargs)
+        except TypeError as exc:
+            raise ConfigurationError(
+                f"The {self.backend} backend rejected its options ({_scrub(str(exc), self)}). "
+                f"Options given: {', '.join(sorted(self.options)) or 'none'}; remove the ones "
+                "it does not take from your arguments or configuration file."
+            ) from None
+        except ConfigurationError as exc:
+            if self.sources.get("backend") == "default":
+                raise ConfigurationError(
+                    "No backend is configured (no arguments, PROMPTKIT_* variables or "
+                    f"promptkit.toml), so connect() uses the embedded default. {exc}"
+                ) from None
+            raise
+        return LLM(
+            backend,
+            params=self.params,
+            on_unsupported=self.on_unsupported,
+            on_truncation=self.on_truncation,
+        )
+
+
+def _scrub(text: str, cfg: ResolvedConfig) -> str:
+    if cfg.api_key is not None and cfg.api_key.get():
+        text = text.replace(cfg.api_key.get(), "***")
+    return text
+
+
+# --------------------------------------------------------------------------- layers
+
+
+@dataclass
+class _Layer:
+    """The settings one source contributes."""
+
+    where: str
+    backend: str | None = None
+    model: str | None = None
+    base_url: str | None = None
+    api_key: Secret | None = None
+    api_key_env: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    params: SamplingParams | None = None
+    on_unsupported: str | None = None
+    on_truncation: str | None = None
+    unknown: list[str] = field(default_factory=list)
+    model_where: str | None = None
+    directory: Path | None = None  # of the file this layer comes from
+
+    def applies_to(self, backend: str) -> bool:
+        return self.backend is None or self.backend == backend
+
+
+def _canonical(name: str) -> str:
+    from .backends import ALIASES
+
+    key = name.strip().lower()
+    return ALIASES.get(key, key)
+
+
+def _split_short_form(value: str, where: str) -> tuple[str, str | None]:
+    """``"ollama:llama3.2:1b"`` -> ``("ollama", "llama3.2:1b")``; a URL is refused."""
+    text = value.strip()
+    if "://" in text:
+        raise ConfigurationError(
+            f"{where}: backend {value!r} looks like a URL. Pass it as base_url with a backend, "
+            f'e.g. connect("openai", base_url={value!r}) for an OpenAI-compatible server.'
+        )
+    name, sep, model = text.partition(":")
+    if not name:
+        raise ConfigurationError(f"{where}: backend {value!r} has no backend name before ':'.")
+    if sep and not model:
+        raise ConfigurationError(
+            f"{where}: backend {value!r} has an empty model after ':'. Write e.g. "
+            '"ollama:llama3.2", or leave out the colon.'
+        )
+    return _canonical(name), (model if sep else None)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def find_config_file(
+    cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> tuple[Path, dict[str, Any]] | None:
+    """The configuration file in effect and its promptkit table, or ``None``.
+
+    ``PROMPTKIT_CONFIG`` wins; otherwise the first ``promptkit.toml`` or ``pyproject.toml``
+    with ``[tool.promptkit]`` from ``cwd`` upwards.
+
+    >>> find_config_file(Path("/"), env={}) is None
+    True
+    """
+    env = os.environ if env is None else env
+    explicit = env.get(_ENV_CONFIG)
+    if explicit:
+        path = Path(explicit).expanduser()
+        if not path.is_file():
+            raise ConfigurationError(
+                f"{_ENV_CONFIG}={explicit!r} does not name a file. Fix the path or unset it."
+            )
+        return path.resolve(), _file_table(path)
+    start = (cwd or Path.cwd()).resolve()
+    for directory in (start, *start.parents):
+        candidate = directory / "promptkit.toml"
+        if candidate.is_file():
+            return candidate, _file_table(candidate)
+        pyproject = directory / "pyproject.toml"
+        if pyproject.is_file():
+            data = _load_toml(pyproject)
+            tool = data.get("tool")
+            table = tool.get("promptkit") if isinstance(tool, dict) else None
+            if isinstance(table, dict):
+                return pyproject, table
+    return None
+
+
+def _file_table(path: Path) -> dict[str, Any]:
+    data = _load_toml(path)
+    if path.name == "pyproject.toml":
+        tool = data.get("tool")
+        table = tool.get("promptkit") if isinstance(tool, dict) else None
+        if not isinstance(table, dict):
+            raise ConfigurationError(f"{path} has no [tool.promptkit] table.")
+        return table
+    return data
+
+
+def _load_toml(path: Path) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.10 only
+        import tomli as tomllib
+    try:
+        with path.open("rb") as fh:
+            data: dict[str, Any] = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path} is not valid TOML: {exc}.") from None
+    except OSError as exc:
+        raise ConfigurationError(f"{path} cannot be read: {exc.strerror}.") from None
+    return data
+
+
+def _file_layer(table: Mapping[str, Any], where: str, *, top: bool) -> _Layer:
+    layer = _Layer(where=where)
+    allowed = _COMMON_KEYS | _PARAM_KEYS | (_TOP_ONLY_KEYS if top else frozenset())
+    param_data: dict[str, Any] = {}
+    preset: SamplingParams | None = None
+    short_model: str | None = None
+    for key, value in table.items():
+        if key in _SECRET_LOOKING:
+            raise ConfigurationError(
+                f"{where}: found {key!r}. API keys must not be stored in files: put the key in "
+                'an environment variable and name it here, e.g. api_key_env = "MY_API_KEY".'
+            )
+        if key in _TOP_ONLY_KEYS and top:
+            continue
+        if key == "profiles" and not top:
+            raise ConfigurationError(f"{where}: profiles cannot be nested inside a profile.")
+        if key not in allowed:
+            if key in _KNOWN_OPTIONS:
+                layer.options[key] = value
+            else:
+                layer.unknown.append(key)
+                layer.options[key] = value
+            continue
+        if key == "backend":
+            layer.backend, short_model = _split_short_form(_expect_str(value, key, where), where)
+        elif key == "model":
+            layer.model = _expect_str(value, key, where)
+        elif key == "base_url":
+            layer.base_url = _expect_str(value, key, where)
+        elif key == "api_key_env":
+            layer.api_key_env = _expect_str(value, key, where)
+        elif key == "preset":
+            preset = _preset(_expect_str(value, key, where), where)
+        elif key in ("on_unsupported", "on_truncation"):
+            setattr(layer, key, _expect_str(value, key, where))
+        elif key == "options":
+            if not isinstance(value, dict):
+                raise ConfigurationError(f"{where}: 'options' must be a table of backend options.")
+            layer.options.update(value)
+        else:
+            param_data[key] = value
+    if short_model is not None:
+        if layer.model is not None:
+            raise ConfigurationError(
+                f"{where}: the model is given twice (backend = {table['backend']!r} and "
+                f"model = {layer.model!r}). Keep one."
+            )
+        layer.model = short_model
+    try:
+        own = SamplingParams(**param_data) if param_data else None
+    except ParameterError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
+    if preset is not None and own is not None:
+        layer.params = preset.merge(own)
+    else:
+        layer.params = own or preset
+    return layer
+
+
+def _expect_str(value: Any, key: str, where: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigurationError(
+            f"{where}: {key!r} must be a non-empty string, not {type(value).__name__}."
+        )
+    return value.strip()
+
+
+def _preset(name: str, where: str) -> SamplingParams:
+    key = name.lower().replace("-", "_")
+    if key not in PRESETS:
+        close = difflib.get_close_matches(key, list(PRESETS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigurationError(
+            f"{where}: unknown preset {name!r}.{hint} Presets: {', '.join(PRESETS)}."
+        )
+    return PRESETS[key]
+
+
+def _select_profile(
+    table: Mapping[str, Any], path: Path, profile: str | None, env: Mapping[str, str]
+) -> tuple[str | None, str | None]:
+    """The profile name to use and where that choice came from."""
+    if profile is not None:
+        return profile, "argument"
+    if env.get(_ENV_PROFILE):
+        return env[_ENV_PROFILE], f"env {_ENV_PROFILE}"
+    default = table.get("default_profile")
+    if default is not None:
+        return _expect_str(default, "default_profile", str(path)), f"default_profile in {path}"
+    return None, None
+
+
+def _profile_layer(table: Mapping[str, Any], path: Path, name: str, chosen_by: str) -> _Layer:
+    profiles = table.get("profiles", {})
+    if not isinstance(profiles, dict) or not all(isinstance(v, dict) for v in profiles.values()):
+        raise ConfigurationError(
+            f"{path}: 'profiles' must hold tables, e.g. [profiles.dev] (in pyproject.toml: "
+            "[tool.promptkit.profiles.dev])."
+        )
+    if name not in profiles:
+        close = difflib.get_close_matches(name, list(profiles), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        known = ", ".join(repr(p) for p in sorted(profiles)) or "none"
+        raise ConfigurationError(
+            f"Profile {name!r} (from {chosen_by}) is not defined in {path}.{hint} "
+            f"Profiles there: {known}."
+        )
+    prefix = "tool.promptkit." if path.name == "pyproject.toml" else ""
+    return _file_layer(profiles[name], f"{path} [{prefix}profiles.{name}]", top=False)
+
+
+# --------------------------------------------------------------------------- resolution
+
+
+def resolve_config(
+    backend: str | None = None,
+    *,
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    profile: str | None = None,
+    params: SamplingParams | None = None,
+    on_unsupported: UnsupportedPolicy | None = None,
+    on_truncation: TruncationPolicy | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    **options: Any,
+) -> ResolvedConfig:
+    """Work out what :func:`connect` would build, without building it.
+
+    Precedence, highest first: explicit arguments > environment variables > the selected
+    profile > the file's top level > (openai only) ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` >
+    the built-in default (embedded ``llamacpp`` with SmolLM2-135M-Instruct). ``env`` and
+    ``cwd`` default to ``os.environ`` and the current directory; ``config_file`` overrides
+    the file search (and ``PROMPTKIT_CONFIG``).
+
+    >>> cfg = resolve_config(env={"PROMPTKIT_BACKEND": "ollama:llama3.2:1b"}, cwd=Path("/"))
+    >>> cfg.backend, cfg.model, cfg.sources["backend"]
+    ('ollama', 'llama3.2:1b', 'env PROMPTKIT_BACKEND')
+    """
+    env = dict(os.environ) if env is None else dict(env)
+    secret = Secret(api_key) if api_key else None
+    del api_key
+
+    # ---- sources, lowest precedence first
+    layers: list[_Layer] = []
+    found: tuple[Path, dict[str, Any]] | None
+    if config_file is not None:
+        path = Path(config_file).expanduser()
+        if not path.is_file():
+            raise ConfigurationError(f"config_file={str(config_file)!r} does not name a file.")
+        found = (path.resolve(), _file_table(path))
+    else:
+        found = find_config_file(cwd, env)
+    file_path: Path | None = None
+    profile_name: str | None = None
+    profile_src: str | None = None
+    if found is not None:
+        file_path, table = found
+        top = _file_layer(table, str(file_path), top=True)
+        layers.append(top)
+        profile_name, profile_src = _select_profile(table, file_path, profile, env)
+        if profile_name is not None and profile_src is not None:
+            layers.append(_profile_layer(table, file_path, profile_name, profile_src))
+        for layer in layers:
+            layer.directory = file_path.parent
+    else:
+        chosen = profile if profile is not None else env.get(_ENV_PROFILE) or None
+        if chosen is not None:
+            how = "profile=" if profile is not None else f"{_ENV_PROFILE}="
+            raise ConfigurationError(
+                f"{how}{chosen!r} selects a profile, but no configuration file was found "
+                "(promptkit.toml or [tool.promptkit] in pyproject.toml, from the current "
+                f"directory upwards, or the path in {_ENV_CONFIG})."
+            )
+
+    env_layer = _Layer(where="env")
+    if env.get(_ENV_BACKEND):
+        env_layer.backend, short_model = _split_short_form(env[_ENV_BACKEND], _ENV_BACKEND)
+        if short_model is not None:
+            env_layer.model, env_layer.model_where = short_model, f"env {_ENV_BACKEND}"
+    if env.get(_ENV_MODEL):
+        if env_layer.model is not None:
+            raise ConfigurationError(
+                f"The model is given twice, in {_ENV_BACKEND} and {_ENV_MODEL}. Keep one."
+            )
+        env_layer.model, env_layer.model_where = env[_ENV_MODEL], f"env {_ENV_MODEL}"
+    if env.get(_ENV_BASE_URL):
+        env_layer.base_url = env[_ENV_BASE_URL]
+    if env.get(_ENV_API_KEY):
+        env_layer.api_key = Secret(env[_ENV_API_KEY])
+    layers.append(env_layer)
+
+    arg_layer = _Layer(where="argument", options=dict(options), params=params)
+    arg_layer.on_unsupported, arg_layer.on_truncation = on_unsupported, on_truncation
+    if backend is not None:
+        arg_layer.backend, short_model = _split_short_form(backend, "connect()")
+        if short_model is not None:
+            if model is not None and model != short_model:
+                raise ConfigurationError(
+                    f"The model is given twice: {backend!r} and model={model!r}. Keep one."
+                )
+            arg_layer.model = short_model
+            arg_layer.model_where = f"argument (short form {backend!r})"
+    if model is not None and arg_layer.model is None:
+        arg_layer.model = model
+    arg_layer.base_url, arg_layer.api_key = base_url, secret
+    layers.append(arg_layer)
+
+    sources: dict[str, str] = {}
+
+    def where(layer: _Layer, name: str) -> str:
+        if layer.where == "env":
+            return {
+                "backend": f"env {_ENV_BACKEND}",
+                "base_url": f"env {_ENV_BASE_URL}",
+                "api_key": f"env {_ENV_API_KEY}",
+            }.get(name, layer.where)
+        return layer.where
+
+    # ---- backend
+    chosen_backend: str | None = None
+    for layer in reversed(layers):
+        if layer.backend is not None:
+            chosen_backend = layer.backend
+            sources["backend"] = where(layer, "backend")
+            break
+    if chosen_backend is None:
+        with_url = next((ly for ly in reversed(layers) if ly.base_url is not None), None)
+        if with_url is not None:
+            chosen_backend = "openai"
+            sources["backend"] = f"inferred from base_url ({where(with_url, 'base_url')})"
+        else:
+            chosen_backend = DEFAULT_BACKEND
+            sources["backend"] = "default"
+    eligible = [ly for ly in layers if ly.applies_to(chosen_backend)]
+
+    # ---- backend-bound settings: the highest eligible layer that sets them
+    resolved: dict[str, Any] = {"model": None, "base_url": None}
+    for name in ("model", "base_url"):
+        for layer in reversed(eligible):
+            value = getattr(layer, name)
+            if value is not None:
+                resolved[name] = value
+                from_short = layer.model_where if name == "model" else None
+                sources[name] = from_short or where(layer, name)
+                if name == "model" and chosen_backend == DEFAULT_BACKEND and layer.directory:
+                    # a .gguf path in a file is relative to that file, not to the cwd
+                    candidate = layer.directory / Path(value).expanduser()
+                    if not Path(value).expanduser().is_absolute() and candidate.is_file():
+                        resolved[name] = str(candidate)
+                break
+    key: Secret | None = None
+    for layer in reversed(eligible):
+        if layer.api_key is not None:
+            key = layer.api_key
+            sources["api_key"] = where(layer, "api_key")
+            break
+        if layer.api_key_env is not None:
+            value = env.get(layer.api_key_env)
+            if not value:
+                raise ConfigurationError(
+                    f"{layer.where}: api_key_env = {layer.api_key_env!r}, but that environment "
+                    "variable is not set (or empty). Set it, or remove api_key_env."
+                )
+            key = Secret(value)
+            sources["api_key"] = f"env {layer.api_key_env} (api_key_env in {layer.where})"
+            break
+
+    if chosen_backend == "openai":
+        if resolved["base_url"] is None and env.get("OPENAI_BASE_URL"):
+            resolved["base_url"] = env["OPENAI_BASE_URL"]
+            sources["base_url"] = "env OPENAI_BASE_URL"
+        if key is None and env.get("OPENAI_API_KEY"):
+            url = resolved["base_url"]
+            if (
+                url is None
+                or sources.get("base_url") == "env OPENAI_BASE_URL"
+                or ((urlsplit(url).hostname or "").endswith("api.openai.com"))
+            ):
+                key = Secret(env["OPENAI_API_KEY"])
+                sources["api_key"] = "env OPENAI_API_KEY"
+
+    # ---- options, merged low -> high over eligible layers; unknown file keys checked here
+    allowed_options = set(_KNOWN_OPTIONS) | _constructor_options(chosen_backend)
+    merged_options: dict[str, Any] = {}
+    for layer in eligible:
+        for name in layer.unknown:
+            if name not in allowed_options:
+                valid = sorted(_COMMON_KEYS | _PARAM_KEYS | _TOP_ONLY_KEYS | allowed_options)
+                close = difflib.get_close_matches(name, valid, n=1, cutoff=0.6)
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ConfigurationError(
+                    f"{layer.where}: unknown key {name!r}.{hint} Valid keys: backend, model, "
+                    "base_url, api_key_env, preset, on_unsupported, on_truncation, "
+                    "default_profile, [profiles.NAME], any sampling parameter (temperature, "
+                    f"max_tokens, ...) and the {chosen_backend} backend's options "
+                    f"({', '.join(sorted(allowed_options))}); put other backend options in "
+                    "an [options] table."
+                )
+        for name, value in layer.options.items():
+            merged_options[name] = value
+            sources[f"options.{name}"] = layer.where
+    for layer in layers:
+        if not layer.applies_to(chosen_backend):
+            for name in layer.unknown:
+                if name not in _KNOWN_OPTIONS and name not in _constructor_options(
+                    layer.backend or chosen_backend
+                ):
+                    close = difflib.get_close_matches(
+                        name, sorted(_COMMON_KEYS | _PARAM_KEYS | _KNOWN_OPTIONS), n=1
+                    )
+                    hint = f" Did you mean {close[0]!r}?" if close else ""
+                    raise ConfigurationError(f"{layer.where}: unknown key {name!r}.{hint}")
+
+    # ---- sampling parameters and policies: every layer, low -> high
+    merged_params = SamplingParams()
+    for layer in layers:
+        if layer.params is not None:
+            merged_params = merged_params.merge(layer.params)
+            for name in layer.params.model_fields_set:
+                sources[f"params.{name}"] = layer.where
+    policies: dict[str, str] = {"on_unsupported": "warn", "on_truncation": "ignore"}
+    for layer in layers:
+        for name, valid_values in (
+            ("on_unsupported", ("error", "warn", "drop")),
+            ("on_truncation", ("ignore", "error")),
+        ):
+            value = getattr(layer, name)
+            if value is None:
+                continue
+            if value not in valid_values:
+                raise ConfigurationError(
+                    f"{layer.where}: {name}={value!r}; expected one of "
+                    f"{', '.join(repr(v) for v in valid_values)}."
+                )
+            policies[name] = value
+            sources[name] = layer.where
+    if profile_name is not None and profile_src is not None:
+        sources["profile"] = profile_src
+
+    return ResolvedConfig(
+        backend=chosen_backend,
+        model=resolved["model"],
+        base_url=resolved["base_url"],
+        has_api_key=key is not None,
+        options=merged_options,
+        params=merged_params,
+        on_unsupported=policies["on_unsupported"],  # type: ignore[arg-type]
+        on_truncation=policies["on_truncation"],  # type: ignore[arg-type]
+        profile=profile_name,
+        config_file=file_path,
+        sources=sources,
+        api_key=key,
+    )
+
+
+def _constructor_options(backend: str) -> set[str]:
+    """Keyword arguments the backend's constructor names (best effort, for key checks)."""
+    import inspect
+
+    from .backends import backend_class
+
+    try:
+        cls = backend_class(backend)
+        signature = inspect.signature(cls.__init__)
+    except (ConfigurationError, TypeError, ValueError):
+        return set()
+    return {
+        p.name
+        for p in signature.parameters.values()
+        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+        and p.name not in ("self", "model", "base_url", "api_key")
+    }
+
+
+def connect(
+    backend: str | None = None,
+    *,
+    model: str | None = None,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    profile: str | None = None,
+    params: SamplingParams | None = None,
+    on_unsupported: UnsupportedPolicy | None = None,
+    on_truncation: TruncationPolicy | None = None,
+    config_file: str | os.PathLike[str] | None = None,
+    **options: Any,
+) -> LLM:
+    """Connect to a model: the one entry point from configuration to an :class:`LLM`.
+
+    >>> llm = connect("fake", replies=["Paris"])
+    >>> llm.complete("Capital of France?").text
+    'Paris'
+
+    ``backend`` is a backend name (``"openai"``, ``"vllm"``, ``"llama-server"``,
+    ``"ollama"``, ``"llamacpp"``, a plugin's name) or the short form ``"backend:model"``
+    (``"ollama:llama3.2:1b"``). Settings not given here come, in order, from the
+    ``PROMPTKIT_*`` environment variables, the selected profile of ``promptkit.toml`` (or
+    ``[tool.promptkit]`` in ``pyproject.toml``), that file's top level, and finally the
+    built-in default: the embedded llama.cpp backend with SmolLM2-135M-Instruct, which needs
+    ``pip install "promptkit[local]"``. ``on_unsupported`` defaults to ``"warn"`` and
+    ``on_truncation`` to ``"ignore"``. Other keyword arguments are passed to the backend's
+    constructor (``timeout=30``, ``n_ctx=4096``, ...). See :func:`resolve_config` to
+    inspect the result without connecting.
+    """
+    cfg = resolve_config(
+        backend,
+        model=model,
+        base_url=base_url,
+        api_key=api_key,
+        profile=profile,
+        params=params,
+        on_unsupported=on_unsupported,
+        on_truncation=on_truncation,
+        config_file=config_file,
+        **options,
+    )
+    del api_key
+    logger.debug("promptkit.connect:\n%s", cfg.describe())
+    return cfg.build()

