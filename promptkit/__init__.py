@@ -11,6 +11,8 @@
 Importing promptkit is light: backends import httpx or llama.cpp only when they are used.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._completion import Choice, Completion, TokenLogprob, Usage
 from ._config import ResolvedConfig, connect, resolve_config
 from ._errors import (
@@ -71,6 +73,40 @@ from ._render import Template
 from .backends._base import LLM, Backend, Delta, Request, TextStream, UnsupportedParameterWarning
 from .backends.fake import FakeBackend
 
+if TYPE_CHECKING:
+    from ._cache import Cache, CacheStats, CacheWarning
+    from .batchfiles import export_openai_batch, import_openai_batch_results
+    from .runner import BatchItem, BatchResult, BatchSummary, arun_batch, run_batch
+
+#: Names imported on first use, so that `import promptkit` stays light.
+_LAZY: dict[str, str] = {
+    "Cache": "._cache",
+    "CacheStats": "._cache",
+    "CacheWarning": "._cache",
+    "export_openai_batch": ".batchfiles",
+    "import_openai_batch_results": ".batchfiles",
+    "BatchItem": ".runner",
+    "BatchResult": ".runner",
+    "BatchSummary": ".runner",
+    "arun_batch": ".runner",
+    "run_batch": ".runner",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'promptkit' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -91,6 +127,12 @@ __all__ = [
     "BackendError",
     "BackendTimeoutError",
     "BadRequestError",
+    "BatchItem",
+    "BatchResult",
+    "BatchSummary",
+    "Cache",
+    "CacheStats",
+    "CacheWarning",
     "ChainOfThought",
     "Choice",
     "Completion",
@@ -136,6 +178,10 @@ __all__ = [
     "ZeroShot",
     "__version__",
     "approx_tokens",
+    "arun_batch",
     "connect",
+    "export_openai_batch",
+    "import_openai_batch_results",
     "resolve_config",
+    "run_batch",
 ]

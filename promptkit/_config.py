@@ -58,7 +58,7 @@ from ._errors import ConfigurationError, ParameterError
 from ._params import PRESETS, SamplingParams, UnsupportedPolicy
 
 if TYPE_CHECKING:
-    from .backends._base import LLM
+    from .backends._base import LLM, ResponseCache
 
 __all__ = ["ResolvedConfig", "Secret", "connect", "find_config_file", "resolve_config"]
 
@@ -771,6 +771,7 @@ def connect(
     on_unsupported: UnsupportedPolicy | None = None,
     on_truncation: TruncationPolicy | None = None,
     config_file: str | os.PathLike[str] | None = None,
+    cache: ResponseCache | str | os.PathLike[str] | None = None,
     **options: Any,
 ) -> LLM:
     """Connect to a model: the one entry point from configuration to an :class:`LLM`.
@@ -789,6 +790,9 @@ def connect(
     ``on_truncation`` to ``"ignore"``. Other keyword arguments are passed to the backend's
     constructor (``timeout=30``, ``n_ctx=4096``, ...). See :func:`resolve_config` to
     inspect the result without connecting.
+
+    ``cache`` (a :class:`promptkit.Cache`, or a path for one) answers repeated identical
+    requests from disk; hits are marked ``Completion.cached``.
     """
     cfg = resolve_config(
         backend,
@@ -804,4 +808,11 @@ def connect(
     )
     del api_key
     logger.debug("promptkit.connect:\n%s", cfg.describe())
-    return cfg.build()
+    llm = cfg.build()
+    if cache is not None:
+        if isinstance(cache, (str, os.PathLike)):
+            from ._cache import Cache
+
+            cache = Cache(cache)
+        llm.cache = cache
+    return llm
