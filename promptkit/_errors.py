@@ -9,9 +9,13 @@ The hierarchy::
     │   ├── MissingVariablesError       render() lacks variables the templates need
     │   ├── UnexpectedVariablesError    render() got variables no template uses (typos)
     │   ├── InputValidationError        variables failed the prompt's pydantic inputs model
-    │   └── InvalidPromptError          a prompt, example, document or message is built wrongly
+    │   ├── InvalidPromptError          a prompt, example, document or message is built wrongly
+    │   └── ChainWiringError            a chain's steps do not fit together (found when built)
     ├── ConfigurationError              connect() cannot build a backend from what it was given
     ├── ParameterError                  a sampling parameter is out of range or unsupported
+    ├── ExtractionError                 no answer could be extracted from a reply
+    ├── StructuredOutputError           the reply never validated against the output model
+    ├── ChainStepError                  a step of a chain failed; keeps the steps before it
     └── BackendError                    a model call failed
         ├── AuthenticationError         401/403: the key is missing or wrong
         ├── BadRequestError             other 4xx: the server rejected the request
@@ -30,9 +34,17 @@ attribute of these errors contains an API key.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._completion import Completion, Usage
+    from .strategies.chain import ChainResult
 
 __all__ = [
+    "ChainStepError",
+    "ChainWiringError",
+    "ExtractionError",
+    "StructuredOutputError",
     "AuthenticationError",
     "BackendConnectionError",
     "BackendError",
@@ -224,3 +236,83 @@ class TruncatedError(BackendError):
     def __init__(self, message: str, *, completion: Any = None, **kw: Any) -> None:
         self.completion = completion
         super().__init__(message, **kw)
+
+
+# --------------------------------------------------------------------------- strategies
+
+
+class ChainWiringError(PromptError, ValueError):
+    """A chain's steps do not fit together: a step needs a variable that neither the chain's
+    inputs nor an earlier step provide, two steps write the same name, ...
+
+    Raised when the :class:`~promptkit.Chain` is built, before any model call. ``problems``
+    lists every problem found, one sentence each.
+    """
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = list(problems)
+        if len(self.problems) == 1:
+            message = f"The chain is wired wrongly: {self.problems[0]}"
+        else:
+            message = "The chain is wired wrongly:\n" + "\n".join(f"- {p}" for p in self.problems)
+        super().__init__(message)
+
+
+class ExtractionError(PromptkitError, ValueError):
+    """No answer could be extracted from a reply (an extractor found nothing, or a chain
+    step's ``extract`` returned ``None``). ``text`` is the reply."""
+
+    def __init__(self, message: str, *, text: str | None = None) -> None:
+        self.text = text
+        super().__init__(message)
+
+
+class StructuredOutputError(PromptkitError):
+    """The model's reply never validated against the output model, after every attempt.
+
+    - ``output``: the last reply, as text (the invalid output);
+    - ``errors``: its validation errors (pydantic's error dicts; a reply with no JSON in it
+      has one error of type ``"json_invalid"``);
+    - ``attempts``: how many replies were tried; ``usage``: tokens summed over all of them;
+    - ``model``: the name of the output model; ``completions``: every attempt's Completion.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        output: str,
+        errors: list[dict[str, Any]],
+        attempts: int,
+        model: str,
+        usage: Usage | None = None,
+        completions: tuple[Completion, ...] = (),
+    ) -> None:
+        self.output = output
+        self.errors = errors
+        self.attempts = attempts
+        self.model = model
+        if usage is None:
+            from ._completion import Usage
+
+            usage = Usage()
+        self.usage = usage
+        self.completions = completions
+        super().__init__(message)
+
+
+class ChainStepError(PromptkitError):
+    """A step of a chain failed. The original error is ``error`` (and ``__cause__``).
+
+    ``step`` is the failing step's name and ``index`` its position (0-based); ``result``
+    is the :class:`~promptkit.ChainResult` of the steps that completed before it, with
+    their outputs and usage.
+    """
+
+    def __init__(self, message: str, *, step: str, index: int, result: ChainResult,
+                 error: BaseException) -> None:  # fmt: skip
+        self.step = step
+        self.index = index
+        self.result = result
+        self.error = error
+        super().__init__(message)

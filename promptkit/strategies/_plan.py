@@ -1,0 +1,291 @@
+"""What every strategy shares: a *plan* of model calls, run sync or async.
+
+A strategy does not call the model itself. Its :meth:`Strategy.plan` is a generator that
+yields batches of :class:`Call` and receives, for each batch, the Completions in the same
+order; it returns the strategy's result. Two drivers run plans:
+
+- :func:`drive` (sync): the requests of a batch run on a shared thread pool, at most
+  ``llm.max_concurrency`` at once. ``n`` samples on a backend without native ``n`` become
+  ``n`` concurrent single-choice requests with distinct seeds, topped up when short,
+  exactly as :class:`LLM` builds them for ``acomplete``;
+- :func:`adrive` (async): a batch runs concurrently on the event loop through
+  :meth:`LLM.acomplete <promptkit.LLM.acomplete>`, which sends ``n`` natively or as
+  concurrent requests (bounded) with distinct seeds, and tops up short replies.
+
+So the same strategy code gets the same concurrency in both worlds, works from inside a
+running event loop (sync calls block their thread, as sync calls do), and composes: a
+chain step runs a sub-strategy's plan with ``yield from``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from .._completion import Completion, Usage
+from .._errors import MalformedResponseError
+from .._messages import Message
+from .._params import SamplingParams
+
+if TYPE_CHECKING:
+    from .._prompt import PromptBase
+    from ..backends._base import LLM
+
+__all__ = ["Call", "Plan", "Strategy", "adrive", "drive"]
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+#: Names a Prompt accepts besides its template variables (documents, history).
+PASS_THROUGH = frozenset({"documents", "history"})
+
+
+@dataclass(frozen=True)
+class Call:
+    """One logical model call: ``n`` choices for ``messages``."""
+
+    messages: Sequence[Message]
+    params: SamplingParams | None = None
+    n: int = 1
+    response_format: dict[str, Any] | None = None
+
+
+#: A strategy's plan: yields batches of calls, is sent their Completions, returns ``R``.
+Plan = Generator[list[Call], list[Completion], R]
+
+
+def one(call: Call) -> Plan[Completion]:
+    """A plan of a single call."""
+    (done,) = yield [call]
+    return done
+
+
+def merge_params(base: SamplingParams | None, top: SamplingParams | None) -> SamplingParams | None:
+    """``top`` over ``base`` (either may be None)."""
+    if base is None:
+        return top
+    return base if top is None else base.merge(top)
+
+
+def prompt_params(prompt: PromptBase, *layers: SamplingParams | None) -> SamplingParams | None:
+    """The prompt's own params, then each layer on top."""
+    params: SamplingParams | None = None
+    for layer in layers:
+        params = merge_params(params, layer)
+    return prompt._params(params)
+
+
+def prompt_variables(prompt: object) -> frozenset[str] | None:
+    """The variables a prompt's render() needs, or None when the prompt does not say."""
+    names = getattr(prompt, "variables", None)
+    if isinstance(names, (frozenset, set)):
+        return frozenset(names)
+    return None
+
+
+def select(prompt: object, available: Mapping[str, Any]) -> dict[str, Any]:
+    """The variables to render ``prompt`` with: those it uses (plus ``documents`` and
+    ``history`` when given), or all of ``available`` when the prompt does not say."""
+    names = prompt_variables(prompt)
+    if names is None:
+        return dict(available)
+    return {k: v for k, v in available.items() if k in names or k in PASS_THROUGH}
+
+
+def total_usage(completions: Sequence[Completion]) -> Usage:
+    """The usage of several completions, summed."""
+    usage = Usage()
+    for c in completions:
+        usage = usage + c.usage
+    return usage
+
+
+# --------------------------------------------------------------------------- sync
+
+
+def _complete(llm: LLM, call: Call) -> Completion:
+    return llm.complete(
+        call.messages, params=call.params, response_format=call.response_format, n=call.n
+    )
+
+
+class _SharedPool:
+    """The thread pool sync calls share: created on first use, at least ``size`` threads,
+    created anew in a forked child (whose copy has no threads)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.executor: Any = None
+        self.pid = 0
+        self.size = 0
+
+    def get(self, size: int) -> Any:
+        pid = os.getpid()
+        with self.lock:
+            if self.executor is None or self.pid != pid or self.size < size:
+                from concurrent.futures import ThreadPoolExecutor
+
+                old = self.executor if self.pid == pid else None
+                self.size = max(size, self.size if old is not None else 0, 32)
+                self.executor = ThreadPoolExecutor(
+                    max_workers=self.size, thread_name_prefix="promptkit"
+                )
+                self.pid = pid
+                if old is not None:
+                    old.shutdown(wait=False)
+            return self.executor
+
+
+_pool = _SharedPool()
+
+
+def _run_jobs(llm: LLM, jobs: Sequence[Callable[[], Completion]]) -> list[Completion]:
+    """Run ``jobs`` on the shared pool, at most ``llm.max_concurrency`` at once; in order."""
+    if len(jobs) == 1:
+        return [jobs[0]()]
+    limit = max(1, min(len(jobs), llm.max_concurrency))
+    gate = threading.BoundedSemaphore(limit)
+
+    def gated(job: Callable[[], Completion]) -> Completion:
+        with gate:
+            return job()
+
+    pool = _pool.get(limit)
+    futures = [pool.submit(gated, job) for job in jobs]
+    try:
+        return [f.result() for f in futures]
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        raise
+
+
+def run_calls(llm: LLM, calls: Sequence[Call]) -> list[Completion]:
+    """Run a batch of calls concurrently (threads, at most ``llm.max_concurrency`` at once);
+    results in order. A call for ``n > 1`` choices is one :meth:`LLM.complete
+    <promptkit.LLM.complete>`, which sends its own requests concurrently and tops them up."""
+    return _run_jobs(llm, [functools.partial(_complete, llm, call) for call in calls])
+
+
+def drive(plan: Plan[R], llm: LLM) -> R:
+    """Run ``plan`` to its result, sending its calls to ``llm`` (sync)."""
+    try:
+        calls = next(plan)
+        while True:
+            error: Exception | None = None
+            try:
+                done = run_calls(llm, calls)
+            except Exception as exc:
+                error = exc
+            calls = plan.send(done) if error is None else plan.throw(error)
+    except StopIteration as stop:
+        return cast(R, stop.value)
+
+
+# --------------------------------------------------------------------------- async
+
+
+async def _acomplete(llm: LLM, call: Call) -> Completion:
+    return await llm.acomplete(
+        call.messages, params=call.params, response_format=call.response_format, n=call.n
+    )
+
+
+async def arun_calls(llm: LLM, calls: Sequence[Call]) -> list[Completion]:
+    """Run a batch of calls concurrently; results in order. On a failure the other calls
+    of the batch are cancelled."""
+    if len(calls) == 1:
+        return [await _acomplete(llm, calls[0])]
+    sem = asyncio.Semaphore(max(1, llm.max_concurrency))
+
+    async def bounded(call: Call) -> Completion:
+        async with sem:
+            return await _acomplete(llm, call)
+
+    tasks = [asyncio.ensure_future(bounded(call)) for call in calls]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def adrive(plan: Plan[R], llm: LLM) -> R:
+    """Async twin of :func:`drive`."""
+    try:
+        calls = next(plan)
+        while True:
+            error: Exception | None = None
+            try:
+                done = await arun_calls(llm, calls)
+            except Exception as exc:
+                error = exc
+            calls = plan.send(done) if error is None else plan.throw(error)
+    except StopIteration as stop:
+        return cast(R, stop.value)
+
+
+def check_choices(done: Completion, backend: str | None = None) -> None:
+    """A completion must hold at least one choice."""
+    if not done.choices:
+        raise MalformedResponseError(
+            "The server returned no choices. Check that the model is loaded and the request "
+            "is valid for it.",
+            backend=backend,
+        )
+
+
+# --------------------------------------------------------------------------- base class
+
+
+class Strategy(ABC, Generic[R_co]):
+    """Base of every strategy: something that runs a plan of model calls to a result.
+
+    Subclasses implement :meth:`plan`; :meth:`run` and :meth:`arun` drive it. A strategy can
+    be a :class:`~promptkit.Step` of a :class:`~promptkit.Chain`: :attr:`variables` says
+    what it needs and :meth:`value` which part of its result the step passes on.
+    """
+
+    #: A name for error messages and chain steps.
+    name: str | None = None
+    #: Default sampling parameters; a call's own ``params`` override them field by field.
+    params: SamplingParams | None = None
+
+    @property
+    def label(self) -> str:
+        """The name used in error messages: ``name`` or the class name."""
+        return self.name or type(self).__name__
+
+    @property
+    def variables(self) -> frozenset[str] | None:
+        """The variables :meth:`run` needs (None when not known in advance)."""
+        return None
+
+    @abstractmethod
+    def plan(
+        self, llm: LLM, variables: Mapping[str, Any], params: SamplingParams | None = None
+    ) -> Plan[R_co]:
+        """The calls this strategy makes for ``variables``, as a generator (see module doc)."""
+
+    def value(self, result: Any) -> Any:
+        """What a chain step passes on from a result of this strategy (its ``output``)."""
+        return getattr(result, "output", result)
+
+    def run(self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any) -> R_co:
+        """Run with ``variables`` against ``llm``; several calls of one step run concurrently
+        (threads). Works inside a running event loop too (it blocks, as sync calls do)."""
+        return drive(self.plan(llm, variables, params), llm)
+
+    async def arun(
+        self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any
+    ) -> R_co:
+        """Async twin of :meth:`run`."""
+        return await adrive(self.plan(llm, variables, params), llm)
