@@ -88,10 +88,17 @@ def test_n_topped_up_when_server_returns_fewer_choices() -> None:
     # like the llama.cpp server: takes n, returns one choice
     fake = FakeBackend(list("abcde"), max_choices=1)
     done = LLM(fake).complete("q", n=4, seed=10)
-    assert done.texts == ["a", "b", "c", "d"]
+    assert done.texts[0] == "a" and sorted(done.texts) == ["a", "b", "c", "d"]
     assert done.requests == 4
-    # distinct seeds, or the samples would all be the same
-    assert [r.params.get("seed") for r in fake.requests] == [10, 11, 12, 13]
+    # the first request asked for n=4; the top-ups go out concurrently, one choice each,
+    # with distinct seeds (or the samples would all be the same) and sample indexes
+    assert fake.requests[0].params == {"n": 4, "seed": 10}
+    top_ups = sorted(fake.requests[1:], key=lambda r: r.sample)
+    assert [(r.params, r.sample) for r in top_ups] == [
+        ({"seed": 11}, 1),
+        ({"seed": 12}, 2),
+        ({"seed": 13}, 3),
+    ]
 
 
 def test_n_emulated_with_distinct_seeds_async() -> None:

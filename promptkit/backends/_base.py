@@ -94,13 +94,15 @@ class Delta:
 class Backend(ABC):
     """Base class of every backend (transport).
 
-    Subclasses set ``name``, ``supports`` and ``native_n`` and implement the four calls.
+    Subclasses set ``name``, ``supports``, ``native_n`` and ``supports_json_schema`` (the
+    backend constrains output to ``Request.response_format``) and implement the four calls.
     ``renames`` maps promptkit parameter names to wire names, for the Completion's report.
     """
 
     name: ClassVar[str] = "backend"
     supports: ClassVar[frozenset[str]] = frozenset()
     native_n: ClassVar[bool] = False
+    supports_json_schema: ClassVar[bool] = False
     renames: ClassVar[dict[str, str]] = {}
 
     model: str = ""
@@ -241,7 +243,7 @@ class LLM:
     def _next_requests(self, request: Request, have: int, n: int) -> list[Request]:
         """Requests for the ``n - have`` choices still missing."""
         missing = n - have
-        if self.backend.native_n:
+        if self.backend.native_n and have == 0:
             params = dict(request.params)
             if missing > 1:
                 params["n"] = missing
@@ -250,6 +252,8 @@ class LLM:
             if "seed" in params:
                 params["seed"] = params["seed"] + have
             return [replace(request, params=params, sample=have)]
+        # one request per missing choice: emulated n, or a top-up after a server that takes
+        # n returned fewer choices (it most likely ignores n), sent concurrently
         out = []
         for i in range(missing):
             params = dict(request.params)
@@ -368,8 +372,15 @@ class LLM:
         first = request if (n == 1 or self.backend.native_n) else None
         pending = [first] if first is not None else self._next_requests(request, 0, n)
         while True:
-            for req in pending:
-                part = self._call(req)
+            if len(pending) == 1:
+                results = [self._call(pending[0])]
+            else:
+                from concurrent.futures import ThreadPoolExecutor
+
+                workers = min(len(pending), self.max_concurrency)
+                with ThreadPoolExecutor(workers, thread_name_prefix="promptkit-n") as pool:
+                    results = list(pool.map(self._call, pending))
+            for part in results:
                 if not part.choices:
                     raise MalformedResponseError(
                         "The server returned no choices. Check that the model is loaded and "

@@ -306,6 +306,7 @@ class LlamaCppBackend(Backend):
     name: ClassVar[str] = "llamacpp"
     supports: ClassVar[frozenset[str]] = _SUPPORTED
     native_n: ClassVar[bool] = False
+    supports_json_schema: ClassVar[bool] = True
     renames: ClassVar[dict[str, str]] = {"repetition_penalty": "repeat_penalty"}
 
     def __init__(

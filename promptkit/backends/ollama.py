@@ -97,6 +97,7 @@ class OllamaBackend(HTTPBackend):
         }
     )
     native_n: ClassVar[bool] = False
+    supports_json_schema: ClassVar[bool] = True
     renames: ClassVar[dict[str, str]] = {
         "max_tokens": "num_predict",
         "repetition_penalty": "repeat_penalty",

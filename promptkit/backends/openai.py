@@ -158,6 +158,7 @@ class OpenAIBackend(HTTPBackend):
     name: ClassVar[str] = "openai"
     supports: ClassVar[frozenset[str]] = OPENAI_PARAMS
     native_n: ClassVar[bool] = True
+    supports_json_schema: ClassVar[bool] = True
     renames: ClassVar[dict[str, str]] = {}
     default_base_url: ClassVar[str] = OPENAI_BASE_URL
     #: Whether streams ask for usage when ``stream_usage`` is not given (None: OpenAI only).
