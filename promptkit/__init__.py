@@ -42,6 +42,7 @@ from ._errors import (
     TruncatedError,
     UnexpectedVariablesError,
 )
+from ._files import load_prompt, save_prompt
 from ._messages import Message
 from ._params import (
     BALANCED,
@@ -251,10 +252,12 @@ __all__ = [
     "export_openai_batch",
     "extract",
     "import_openai_batch_results",
+    "load_prompt",
     "normalize",
     "resolve_config",
     "run_batch",
     "run_perspectives",
+    "save_prompt",
     "structured",
     "structured_result",
 ]
