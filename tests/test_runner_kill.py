@@ -18,7 +18,7 @@ pytestmark = pytest.mark.skipif(
     not hasattr(signal, "SIGKILL"), reason="needs POSIX signals (SIGKILL)"
 )
 
-N = 60
+N = 120
 
 SCRIPT = r"""
 import sys
@@ -29,7 +29,7 @@ out, n = sys.argv[1], int(sys.argv[2])
 def reply(request):
     return "echo:" + request.messages[-1].content
 
-llm = pk.LLM(pk.FakeBackend(reply, latency=0.01))
+llm = pk.LLM(pk.FakeBackend(reply, latency=0.02))
 prompt = pk.ZeroShot(instruction="Echo.")
 inputs = ({"input": f"x{i}"} for i in range(n))  # a generator: never materialised
 result = prompt.batch(llm, inputs, out=out, concurrency=4, progress=False)
@@ -101,7 +101,7 @@ def test_killed_runs_resume_to_exactly_one_line_per_input(tmp_path: Path) -> Non
     assert kills >= 4, "the subprocess finished before it could be killed: slow it down"
 
     before = check_no_duplicates(out)
-    assert 0 < before < N
+    assert before > 0  # (on a fast machine the last run of the plan may have finished)
     for _ in range(5):  # restart until done (normally once)
         proc = start(out)
         stdout, stderr = proc.communicate(timeout=30)
