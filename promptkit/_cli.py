@@ -6,6 +6,7 @@
     promptkit run few_shot [--backend ...]  run a recipe on the configured backend
     promptkit render FILE --var name=value  show the exact messages a prompt file sends
     promptkit backends                      the configured backends and whether each answers
+    promptkit eval CONFIG [--html PATH]     compare prompt variants on a dataset (TOML/YAML)
 
 Every command takes ``--json`` for machine-readable output. Errors are one line on stderr
 and exit code 1 (2 for bad usage); ``--debug`` shows the traceback instead.
@@ -222,6 +223,42 @@ def _cmd_backends(args: argparse.Namespace) -> int:
     return 0 if all(r["reachable"] is not False for r in rows) else 1
 
 
+# --------------------------------------------------------------------------- eval
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation._config import load_config
+
+    cfg = load_config(args.config)
+    if args.out:
+        cfg.out = Path(args.out)
+    if args.limit is not None:
+        if args.limit < 1:
+            raise ConfigurationError(f"--limit {args.limit}: expected a whole number >= 1.")
+        cfg.scored = cfg.scored[: args.limit]
+    report = cfg.run(progress=False if args.no_progress else None)
+    outputs = dict(cfg.outputs)
+    for key in ("html", "png"):
+        if getattr(args, key):
+            outputs[key] = Path(getattr(args, key))
+    if args.save_json:
+        outputs["json"] = Path(args.save_json)
+    if args.json:
+        print(report.to_json())
+    else:
+        print(report.table())
+    written = []
+    if "json" in outputs:
+        written.append(report.save_json(outputs["json"]))
+    if "html" in outputs:
+        written.append(report.save_html(outputs["html"]))
+    if "png" in outputs:
+        written.append(report.save_png(outputs["png"]))
+    for path in written:
+        print(f"promptkit: wrote {path}", file=sys.stderr)
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -259,6 +296,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--no-check", action="store_true", help="do not contact the backends")
     p.set_defaults(func=_cmd_backends)
+
+    p = sub.add_parser("eval", help="compare prompt variants on a labelled dataset")
+    p.add_argument("config", help="a .toml or .yaml evaluation config")
+    p.add_argument("--json", action="store_true", help="print the report as JSON, not a table")
+    p.add_argument("--save-json", dest="save_json", metavar="PATH", help="write the JSON report")
+    p.add_argument("--html", metavar="PATH", help="write an HTML report (table and chart)")
+    p.add_argument("--png", metavar="PATH", help="write the chart as PNG (needs matplotlib)")
+    p.add_argument("--out", metavar="DIR", help="durable results folder; run again to resume")
+    p.add_argument("--limit", type=int, metavar="N", help="score only the first N items")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    p.set_defaults(func=_cmd_eval)
     return parser
 
 

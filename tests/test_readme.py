@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 from readme import blocks
 
 
@@ -18,11 +19,12 @@ def test_setup_commands_are_first_and_are_what_ci_runs() -> None:
     assert "README.md" in ci and "bash -euo pipefail -c" in ci
 
 
-def test_quickstart_render_and_fake_backend_blocks_run() -> None:
+def test_quickstart_render_and_fake_backend_blocks_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every python block but the second (which calls the embedded model; it runs in
     tests/integration/test_cookbook_embedded.py) runs here, in order, in one namespace."""
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)  # paths as from the checkout
     code = blocks("python")
-    assert len(code) >= 5
+    assert len(code) >= 6
     namespace: dict[str, Any] = {}
     for i, block in enumerate(code):
         if i != 1:
