@@ -75,10 +75,20 @@ from ._prompt import (
     approx_tokens,
 )
 from ._render import Template
-from .backends._base import LLM, Backend, Delta, Request, TextStream, UnsupportedParameterWarning
+from ._tokens import APPROX, LlamaCppTokenCounter, ServerTokenCounter, TiktokenCounter, TokenCounter
+from .backends._base import (
+    LLM,
+    Backend,
+    Delta,
+    Embeddings,
+    Request,
+    TextStream,
+    UnsupportedParameterWarning,
+)
 from .backends.fake import FakeBackend
 
 if TYPE_CHECKING:
+    from . import retrieval as retrieval
     from ._cache import Cache, CacheStats, CacheWarning
     from .batchfiles import export_openai_batch, import_openai_batch_results
     from .evaluation import (
@@ -100,6 +110,15 @@ if TYPE_CHECKING:
         metrics,
         split,
         wilson_interval,
+    )
+    from .retrieval import (
+        ExampleSelector,
+        LengthBudgetExamples,
+        MMRExamples,
+        Retriever,
+        SimilarExamples,
+        SqliteVecRetriever,
+        VectorIndex,
     )
     from .runner import BatchItem, BatchResult, BatchSummary, arun_batch, run_batch
     from .strategies import (
@@ -138,6 +157,14 @@ _LAZY: dict[str, str] = {
     "BatchSummary": ".runner",
     "arun_batch": ".runner",
     "run_batch": ".runner",
+    "VectorIndex": ".retrieval",
+    "SimilarExamples": ".retrieval",
+    "MMRExamples": ".retrieval",
+    "LengthBudgetExamples": ".retrieval",
+    "SqliteVecRetriever": ".retrieval",
+    "Retriever": ".retrieval",
+    "ExampleSelector": ".retrieval",
+    "retrieval": ".retrieval",
     "evaluate": ".evaluation",
     "aevaluate": ".evaluation",
     "Variant": ".evaluation",
@@ -186,7 +213,8 @@ def __getattr__(name: str) -> Any:
         raise AttributeError(f"module 'promptkit' has no attribute {name!r}")
     import importlib
 
-    value = getattr(importlib.import_module(module, __name__), name)
+    imported = importlib.import_module(module, __name__)
+    value = imported if module == f".{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 
@@ -194,9 +222,11 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted(__all__)
 
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "APPROX",
     "BALANCED",
     "CREATIVE",
     "FACTUAL",
@@ -237,9 +267,11 @@ __all__ = [
     "Delimited",
     "Delta",
     "Document",
+    "Embeddings",
     "EvalReport",
     "EvaluationError",
     "Example",
+    "ExampleSelector",
     "ExtractionError",
     "FakeBackend",
     "FewShot",
@@ -247,6 +279,9 @@ __all__ = [
     "Instruction",
     "InvalidPromptError",
     "ItemResult",
+    "LengthBudgetExamples",
+    "LlamaCppTokenCounter",
+    "MMRExamples",
     "MalformedResponseError",
     "Message",
     "Metric",
@@ -269,12 +304,16 @@ __all__ = [
     "RefineRound",
     "Request",
     "ResolvedConfig",
+    "Retriever",
     "Role",
     "Sample",
     "SamplingParams",
     "SelfConsistency",
     "ServerError",
+    "ServerTokenCounter",
+    "SimilarExamples",
     "Split",
+    "SqliteVecRetriever",
     "Step",
     "StepResult",
     "StructuredOutputError",
@@ -283,6 +322,8 @@ __all__ = [
     "TemplateSecurityError",
     "TemplateSyntaxError",
     "TextStream",
+    "TiktokenCounter",
+    "TokenCounter",
     "TokenLogprob",
     "TruncatedError",
     "UnexpectedVariablesError",
@@ -290,6 +331,7 @@ __all__ = [
     "Usage",
     "Variant",
     "VariantResult",
+    "VectorIndex",
     "Vote",
     "ZeroShot",
     "__version__",

@@ -18,6 +18,8 @@ LAYOUT — what ``render()`` returns, always in this order:
 2. **examples** (``examples_layout="turns"``, the default): for each example a user
    message (built exactly like the final user message, from the example's input) and an
    assistant message (``few_shot_output``: rationale, then the output in the answer format).
+   The examples are the first ``max_examples``, or those ``example_selector`` chooses for
+   the input (see :mod:`promptkit.retrieval`).
 3. **history** (``Conversation``): earlier turns, trimmed to ``max_turns`` /
    ``max_history_tokens`` from the oldest end.
 4. **user** (``user``): the delimited sections (documents first, then the ``delimit``
@@ -35,8 +37,10 @@ Everything else (examples, documents, history, avoid, ...) is data and is never 
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import importlib
+import operator
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -64,6 +68,14 @@ from ._render import (
     compile_template,
     load_source,
     render_compiled,
+)
+from ._tokens import TokenCounter, approx_tokens, message_cost
+from .retrieval._protocols import (
+    ExampleCandidates,
+    ExampleSelector,
+    Retriever,
+    example_text,
+    variables_text,
 )
 
 if TYPE_CHECKING:
@@ -115,16 +127,6 @@ RESERVED = frozenset({"documents", "history", "params", "output"})
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DOC_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/#-]{0,127}$")
 _ANSWER = "<answer>"
-
-
-def approx_tokens(text: str) -> int:
-    """The documented approximation used when no tokenizer is given: 1 token per 4
-    characters, rounded up, plus 4 per message for the chat framing.
-
-    >>> approx_tokens("abcdefgh")
-    6
-    """
-    return -(-len(text) // 4) + 4
 
 
 def _single_line(value: str, what: str) -> str:
@@ -217,6 +219,12 @@ class PromptBase(StrictModel):
         """The exact chat messages this prompt sends."""
         raise NotImplementedError
 
+    async def arender(self, **variables: Any) -> list[Message]:
+        """Async twin of :meth:`render`: what ``arun``/``astream`` send. It differs only for
+        prompts that do I/O to render (a retriever, an embedding example selector), which
+        then use their async methods."""
+        return self.render(**variables)
+
     def render_text(self, **variables: Any) -> str:
         """The messages flattened for completion (non-chat) endpoints.
 
@@ -298,7 +306,7 @@ class PromptBase(StrictModel):
             from .strategies.structured import astructured
 
             return await astructured(self, llm, output, params=params, **variables)
-        return await llm.acomplete(self.render(**variables), params=self._params(params))
+        return await llm.acomplete(await self.arender(**variables), params=self._params(params))
 
     def batch(self, llm: LLM, inputs: Iterable[Mapping[str, Any]], **options: Any) -> BatchResult:
         """Run this prompt over many inputs (dicts of variables); results in input order.
@@ -329,7 +337,8 @@ class PromptBase(StrictModel):
         self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any
     ) -> AsyncIterator[str]:
         """Async twin of :meth:`stream`."""
-        async for piece in llm.astream(self.render(**variables), params=self._params(params)):
+        messages = await self.arender(**variables)
+        async for piece in llm.astream(messages, params=self._params(params)):
             yield piece
 
 
@@ -357,6 +366,7 @@ class Prompt(PromptBase):
     examples: list[Example] = Field(default_factory=list)
     examples_layout: Literal["turns", "inline"] = "turns"
     max_examples: int | None = Field(default=None, ge=0)
+    example_selector: ExampleSelector | None = Field(default=None, exclude=True, repr=False)
     delimit: list[str] = Field(default_factory=list)
     documents: list[Document] = Field(default_factory=list)
     not_found: str = "The documents do not contain the answer."
@@ -365,7 +375,9 @@ class Prompt(PromptBase):
     history: list[Message] = Field(default_factory=list)
     max_turns: int | None = Field(default=None, ge=0)
     max_history_tokens: int | None = Field(default=None, ge=0)
-    token_counter: Callable[[str], int] | None = Field(default=None, exclude=True, repr=False)
+    token_counter: TokenCounter | Callable[[str], int] | None = Field(
+        default=None, exclude=True, repr=False
+    )
     reasoning: str | None = None
     answer_format: str | None = None
     answer_pattern: str | None = None
@@ -379,8 +391,12 @@ class Prompt(PromptBase):
     _required: frozenset[str] = PrivateAttr(default=frozenset())
     _static_instruction: str | None = PrivateAttr(default=None)
     _system_cache: dict[tuple[Any, ...], str] = PrivateAttr(default_factory=dict)
-    _examples_cache: dict[int, list[Message]] = PrivateAttr(default_factory=dict)
+    _examples_cache: dict[tuple[int, tuple[int, ...]], list[Message]] = PrivateAttr(
+        default_factory=dict
+    )
     _example_fence_need: int = PrivateAttr(default=3)
+    _fixed_selection: tuple[int, ...] = PrivateAttr(default=())
+    _example_texts: tuple[str, ...] = PrivateAttr(default=())
 
     # ------------------------------------------------------------------ validation
 
@@ -501,7 +517,9 @@ class Prompt(PromptBase):
     def _check_examples(self) -> None:
         names = sorted(self._body.variables | set(self.delimit))
         need = _fence_need(self.template)
-        for i, ex in enumerate(self.used_examples):
+        # with a selector, any example may be rendered
+        candidates = self.examples if self.example_selector is not None else self.used_examples
+        for i, ex in enumerate(candidates):
             if isinstance(ex.input, str):
                 if len(names) != 1:
                     raise ValueError(
@@ -521,6 +539,9 @@ class Prompt(PromptBase):
                 if isinstance(value, str):
                     need = max(need, _fence_need(value))
         self._example_fence_need = need
+        self._fixed_selection = tuple(range(len(self.used_examples)))
+        if self.example_selector is not None:
+            self._example_texts = tuple(example_text(ex) for ex in self.examples)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
         """A copy with ``update`` applied, validated like a new prompt (so every check and
@@ -542,10 +563,23 @@ class Prompt(PromptBase):
 
     @property
     def used_examples(self) -> list[Example]:
-        """The examples that are rendered: the first ``max_examples``, in the given order."""
+        """The fixed examples: the first ``max_examples``, in the given order. These are
+        rendered unless an ``example_selector`` chooses per input (see
+        :meth:`select_examples`)."""
         if self.max_examples is None:
             return self.examples
         return self.examples[: self.max_examples]
+
+    def select_examples(self, **variables: Any) -> list[Example]:
+        """The examples ``render(**variables)`` shows, in their order.
+
+        >>> p = FewShot(examples=[Example(input="a", output="1"), Example(input="b", output="2")],
+        ...             max_examples=1)
+        >>> p.select_examples(input="b")
+        [Example(input='a', output='1', rationale=None)]
+        """
+        state = self._begin(self._with_documents(variables))
+        return [self.examples[i] for i in self._select(state)]
 
     # ------------------------------------------------------------------ rendering
 
@@ -555,6 +589,26 @@ class Prompt(PromptBase):
         ``documents=`` (Context) and ``history=`` (Conversation) may be given here to
         replace the prompt's own for this call.
         """
+        state = self._begin(self._with_documents(variables))
+        if self.example_selector is None:
+            return self._finish(state, self._fixed_selection)
+        return self._finish(state, self._select(state))
+
+    async def arender(self, **variables: Any) -> list[Message]:
+        """Async twin of :meth:`render`: a retriever's ``aretrieve`` and a selector's
+        ``aselect`` are awaited when they have them."""
+        state = self._begin(await self._awith_documents(variables))
+        return self._finish(state, await self._aselect(state))
+
+    def _with_documents(self, variables: dict[str, Any]) -> dict[str, Any]:
+        """Hook: the variables with documents added (Context retrieves here)."""
+        return variables
+
+    async def _awith_documents(self, variables: dict[str, Any]) -> dict[str, Any]:
+        return variables
+
+    def _begin(self, variables: dict[str, Any]) -> _RenderState:
+        """Everything of a render that does not depend on which examples are shown."""
         documents = self.documents
         history = self.history
         if "documents" in variables:
@@ -598,27 +652,112 @@ class Prompt(PromptBase):
         instruction = self._static_instruction
         if instruction is None and self._instr is not None:
             instruction = render_compiled(self._instr, variables, name=f"{self.label} instruction")
+        user = self._render_user(body, variables, documents, need, trigger=self.reasoning)
+        return _RenderState(
+            variables,
+            documents,
+            self._trim_history(history) if history else history,
+            need,
+            instruction,
+            user,
+        )
+
+    def _system(self, state: _RenderState, inline: tuple[int, ...]) -> str:
+        documents = state.documents
         has_sections = bool(self.delimit or documents)
-        key = (instruction, need, has_sections, documents[0].id if documents else None)
+        key: tuple[Any, ...] = (
+            state.instruction,
+            state.need,
+            has_sections,
+            documents[0].id if documents else None,
+        )
+        if inline:
+            key += inline
         system = self._system_cache.get(key)
         if system is None:
-            system = self._render_system(instruction, need, has_sections, documents)
+            system = self._render_system(
+                state.instruction, state.need, has_sections, documents, inline
+            )
             if len(self._system_cache) > 64:
                 self._system_cache.clear()
             self._system_cache[key] = system
+        return system
 
+    def _finish(self, state: _RenderState, selected: tuple[int, ...]) -> list[Message]:
+        turns = self.examples_layout == "turns"
+        system = self._system(state, () if turns else selected)
         messages: list[Message] = [fast_message("system", system)] if system else []
-        if self.used_examples and self.examples_layout == "turns":
-            messages.extend(self._example_messages(need))
-        if history:
-            messages.extend(self._trim_history(history))
-        user = self._render_user(body, variables, documents, need, trigger=self.reasoning)
-        if not user and not messages:
+        if selected and turns:
+            messages.extend(self._example_messages(state.need, selected))
+        if state.history:
+            messages.extend(state.history)
+        if not state.user and not messages:
             raise PromptError(
                 f"{self.label} renders no message: give it an instruction, a template or input."
             )
-        messages.append(fast_message("user", user))
+        messages.append(fast_message("user", state.user))
         return messages
+
+    # ------------------------------------------------------------------ example selection
+
+    def _candidates(self, state: _RenderState) -> ExampleCandidates:
+        names = sorted(self._body.variables | set(self.delimit))
+        query = variables_text({n: state.variables[n] for n in names if n in state.variables})
+        examples = self.examples
+
+        def example_messages(i: int) -> tuple[str, str]:
+            return self._example_pair(examples[i], state.need)
+
+        def other_messages() -> tuple[str, ...]:
+            system = self._system(state, ())
+            rest = (*(m.content for m in state.history), state.user)
+            return (system, *rest) if system else rest
+
+        return ExampleCandidates(
+            query, examples, self._example_texts, example_messages, other_messages
+        )
+
+    def _checked(self, picked: Any) -> tuple[int, ...]:
+        n = len(self.examples)
+        out: list[int] = []
+        problem = ""
+        try:
+            for value in picked:
+                i = operator.index(value)
+                if not 0 <= i < n or i in out:
+                    problem = f"index {i} is out of range or repeated"
+                    break
+                out.append(i)
+        except TypeError as exc:
+            problem = str(exc)
+        if problem:
+            raise PromptError(
+                f"{self.label}: the example selector {self.example_selector!r} returned "
+                f"{picked!r} ({problem}); it must return distinct indices from 0 to {n - 1}."
+            )
+        if self.max_examples is not None:
+            out = out[: self.max_examples]
+        return tuple(out)
+
+    def _select(self, state: _RenderState) -> tuple[int, ...]:
+        selector = self.example_selector
+        if selector is None:
+            return self._fixed_selection
+        if not self.examples:
+            return ()
+        return self._checked(selector.select(self._candidates(state)))
+
+    async def _aselect(self, state: _RenderState) -> tuple[int, ...]:
+        selector = self.example_selector
+        if selector is None:
+            return self._fixed_selection
+        if not self.examples:
+            return ()
+        aselect = getattr(selector, "aselect", None)
+        candidates = self._candidates(state)
+        if aselect is None:
+            return self._checked(await asyncio.to_thread(selector.select, candidates))
+        return self._checked(await aselect(candidates))
 
     _requires_documents: ClassVar[bool] = False
 
@@ -658,7 +797,12 @@ class Prompt(PromptBase):
         }
 
     def _render_system(
-        self, instruction: str | None, need: int, has_sections: bool, documents: list[Document]
+        self,
+        instruction: str | None,
+        need: int,
+        has_sections: bool,
+        documents: list[Document],
+        inline: tuple[int, ...],
     ) -> str:
         ctx = self._context()
         o, c = "<" * need, ">" * need
@@ -669,7 +813,7 @@ class Prompt(PromptBase):
             has_sections=has_sections,
             open_marker=f"{o}LABEL{c}",
             close_marker=f"{o}END LABEL{c}",
-            inline_examples=self._inline_examples(need) if self.examples_layout == "inline" else [],
+            inline_examples=self._inline_examples(need, inline),
         )
         parts = {
             name: render_compiled(self._layout[name], ctx, name=f"{self.label} template {name!r}")
@@ -690,36 +834,39 @@ class Prompt(PromptBase):
             return self.answer_format.replace(_ANSWER, ex.output)
         return ex.output
 
-    def _inline_examples(self, need: int) -> list[dict[str, Any]]:
+    def _inline_examples(self, need: int, selected: tuple[int, ...]) -> list[dict[str, Any]]:
         return [
             {
                 "input": self._render_user(None, self._example_vars(ex), [], need, trigger=None),
                 "rationale": ex.rationale,
                 "output": self._example_output(ex),
             }
-            for ex in self.used_examples
+            for ex in (self.examples[i] for i in selected)
         ]
 
-    def _example_messages(self, need: int) -> list[Message]:
-        cached = self._examples_cache.get(need)
+    def _example_pair(self, ex: Example, need: int) -> tuple[str, str]:
+        """The (user, assistant) message contents of one example."""
+        user = self._render_user(None, self._example_vars(ex), [], need, trigger=None)
+        assistant = render_compiled(
+            self._layout["few_shot_output"],
+            {"rationale": ex.rationale, "output": self._example_output(ex)},
+            name=f"{self.label} template 'few_shot_output'",
+        )
+        return user, assistant
+
+    def _example_messages(self, need: int, selected: tuple[int, ...]) -> list[Message]:
+        key = (need, selected)
+        cached = self._examples_cache.get(key)
         if cached is not None:
             return cached
         out: list[Message] = []
-        layout = self._layout["few_shot_output"]
-        for ex in self.used_examples:
-            out.append(
-                fast_message(
-                    "user",
-                    self._render_user(None, self._example_vars(ex), [], need, trigger=None),
-                )
-            )
-            text = render_compiled(
-                layout,
-                {"rationale": ex.rationale, "output": self._example_output(ex)},
-                name=f"{self.label} template 'few_shot_output'",
-            )
-            out.append(fast_message("assistant", text))
-        self._examples_cache[need] = out
+        for i in selected:
+            user, assistant = self._example_pair(self.examples[i], need)
+            out.append(fast_message("user", user))
+            out.append(fast_message("assistant", assistant))
+        if len(self._examples_cache) > 64:
+            self._examples_cache.clear()
+        self._examples_cache[key] = out
         return out
 
     def _render_user(
@@ -773,7 +920,7 @@ class Prompt(PromptBase):
         if self.max_turns is not None:
             turns = turns[len(turns) - self.max_turns :] if self.max_turns else []
         if self.max_history_tokens is not None:
-            count = self.token_counter or approx_tokens
+            count = message_cost(self.token_counter)
             sizes = [sum(count(m.content) for m in t) for t in turns]
             total = sum(sizes)
             start = 0
@@ -815,6 +962,28 @@ class Prompt(PromptBase):
         if suffix and answer.endswith(suffix):
             answer = answer[: -len(suffix)]
         return answer.strip().strip("*").rstrip(".").strip() or None
+
+
+class _RenderState:
+    """What a render computed before the examples are chosen."""
+
+    __slots__ = ("documents", "history", "instruction", "need", "user", "variables")
+
+    def __init__(
+        self,
+        variables: dict[str, Any],
+        documents: list[Document],
+        history: list[Message],
+        need: int,
+        instruction: str | None,
+        user: str,
+    ) -> None:
+        self.variables = variables
+        self.documents = documents
+        self.history = history
+        self.need = need
+        self.instruction = instruction
+        self.user = user
 
 
 def _fence_need(text: str) -> int:
@@ -970,8 +1139,10 @@ class Perspectives(Prompt):
         for p in self.perspectives:
             if p.name == name:
                 role = p.name if not p.description else f"{p.name}: {p.description}"
-                data = self.model_dump(exclude={"perspectives", "synthesis", "token_counter"})
+                data = self.model_dump(exclude={"perspectives", "synthesis"})
                 data["role"] = f"answering from the perspective of {role}"
+                data["token_counter"] = self.token_counter
+                data["example_selector"] = self.example_selector
                 single: Prompt = Prompt.model_validate(data)
                 return single
         names = [p.name for p in self.perspectives]
@@ -981,9 +1152,12 @@ class Perspectives(Prompt):
 class Conversation(Prompt):
     """Multi-turn conversation: history, then the new user turn.
 
-    History is trimmed from the oldest end to ``max_turns`` turns and/or
-    ``max_history_tokens`` tokens (counted by ``token_counter``, else
-    :func:`approx_tokens`); the system message is never dropped.
+    History is trimmed from the oldest end, whole turns at a time, to ``max_turns`` turns
+    and/or ``max_history_tokens`` tokens; the system message is never dropped. Tokens are
+    counted by ``token_counter``: a :class:`~promptkit.TokenCounter` (e.g.
+    ``llm.token_counter()``, exact for the model; each message costs its count plus 4 for
+    the chat framing), or a function giving a message's whole cost; by default
+    :func:`approx_tokens` (1 token per 4 characters, plus 4 per message).
 
     >>> c = Conversation(role="a travel agent").with_turn("Hi", "Hello! Where to?")
     >>> [m.role for m in c.render(input="Lisbon")]
@@ -1005,6 +1179,71 @@ class Context(Prompt):
     ...                 documents=[Document(id="kb-1", text="Refunds take 5 days.")])
     >>> msgs[1].content.splitlines()[0]
     '<<<DOCUMENT kb-1>>>'
+
+    With a ``retriever`` (any :class:`~promptkit.retrieval.Retriever`, e.g. a
+    :class:`~promptkit.retrieval.VectorIndex`), a render given no ``documents=`` (and on a
+    prompt without its own) retrieves the ``k`` documents for the query: the variable
+    ``query_var``, by default the template's only variable. Retrieval is I/O (embedding
+    the query, reading a store): rendering is pure given the retriever's answers, and
+    ``arender``/``arun`` await the retriever's ``aretrieve`` when it has one. The
+    retriever is not saved with the prompt.
     """
 
+    retriever: Retriever | None = Field(default=None, exclude=True, repr=False)
+    k: int = Field(default=4, ge=1)
+    query_var: str | None = None
+
     _requires_documents: ClassVar[bool] = True
+
+    @model_validator(mode="after")
+    def _check_query_var(self) -> Context:
+        if self.query_var is not None:
+            if self.query_var not in self.variables:
+                raise ValueError(
+                    f"query_var={self.query_var!r} is not a variable of the template; its "
+                    f"variables are {sorted(self.variables)}"
+                )
+        elif self.retriever is not None and len(self.variables) != 1:
+            raise ValueError(
+                f"a retriever needs a query: the template has {len(self.variables)} variables "
+                f"({', '.join(sorted(self.variables)) or 'none'}), so name the one to search "
+                "with, query_var=..."
+            )
+        return self
+
+    def _query(self, variables: dict[str, Any]) -> str | None:
+        """The text to retrieve with, or None when this render does not retrieve."""
+        if self.retriever is None or "documents" in variables or self.documents:
+            return None
+        name = self.query_var or next(iter(self.variables))
+        value = variables.get(name)
+        return None if value is None else str(value)  # a missing variable: render says so
+
+    def _retrieved(self, docs: Any, query: str) -> list[Document]:
+        found = list(docs)[: self.k]
+        if not found:
+            raise PromptError(
+                f"{self.label}: the retriever found no documents for {query[:80]!r}. Add "
+                "documents to it, or pass documents=[...]."
+            )
+        return found
+
+    def _with_documents(self, variables: dict[str, Any]) -> dict[str, Any]:
+        query = self._query(variables)
+        if query is not None:
+            assert self.retriever is not None
+            variables["documents"] = self._retrieved(self.retriever.retrieve(query, self.k), query)
+        return variables
+
+    async def _awith_documents(self, variables: dict[str, Any]) -> dict[str, Any]:
+        query = self._query(variables)
+        if query is not None:
+            retriever = self.retriever
+            assert retriever is not None
+            aretrieve = getattr(retriever, "aretrieve", None)
+            if aretrieve is not None:
+                docs = await aretrieve(query, self.k)
+            else:
+                docs = await asyncio.to_thread(retriever.retrieve, query, self.k)
+            variables["documents"] = self._retrieved(docs, query)
+        return variables

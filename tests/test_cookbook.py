@@ -120,21 +120,28 @@ def test_conversation() -> None:
     ]
 
 
-def test_rag_citations() -> None:
+def test_rag_citations(capsys: pytest.CaptureFixture[str]) -> None:
     mod = load("rag_citations")
     fake = FakeBackend(
         lambda r: (
             "Refunds arrive within 5 business days [returns]."
             if "refund" in last_user(r)
-            else "I don't know based on our policies."
+            else "Shipping to Canada costs 15 EUR [international] [warranty]."
         )
     )
     answers = mod.main(LLM(fake))
     assert answers[0].endswith("[returns].")
+    # the knowledge base is embedded once, then each question
+    assert [len(batch) for batch in fake.embed_requests] == [len(mod.KNOWLEDGE_BASE), 1, 1]
     first = last_user(fake.requests[0])
     assert first.startswith("<<<DOCUMENT returns>>>\nTitle: Returns\n")
+    assert first.count("<<<DOCUMENT ") == 2
     assert first.endswith("Question: How long does a refund take?")
+    assert last_user(fake.requests[1]).startswith("<<<DOCUMENT international>>>")
     assert "say exactly: I don't know based on our policies." in (system_of(fake.requests[0]))
+    out = capsys.readouterr().out
+    assert "retrieved: ['returns', " in out
+    assert "cites documents it was not given: ['warranty']" in out
 
 
 def test_sampling_presets() -> None:
@@ -172,3 +179,42 @@ def test_recipes_use_the_public_api_only() -> None:
         assert "promptkit._" not in text and "from promptkit." not in text, path.name
         assert 'if __name__ == "__main__":' in text, path.name
         assert "pk.connect()" in text, path.name
+
+
+def test_compare_techniques(capsys: pytest.CaptureFixture[str]) -> None:
+    mod = load("compare_techniques")
+    answers = {r.fields["question"]: r.expected for r in mod.data}
+
+    def reply(req: Request) -> str:
+        messages = list(req.messages or [])
+        question, _, trigger = last_user(req).partition("\n\n")
+        if trigger == "Let's think step by step.":
+            return f"Adding it up. The answer is {answers[question]}."
+        if len(messages) > 2:  # few-shot: examples as turns
+            return str(answers[question])
+        return "I am not sure."  # zero-shot: no number at all
+
+    fake = FakeBackend(reply, native_n=False)  # one request per sample, as llama.cpp does
+    report = mod.main(LLM(fake))
+    assert [(r.variant, r.n, r.accuracy) for r in report] == [
+        ("zero-shot", 6, 0.0),
+        ("few-shot", 6, 1.0),
+        ("chain-of-thought", 6, 1.0),
+        ("self-consistency", 6, 1.0),
+    ]
+    # self-consistency stops early: the first two of three samples agree
+    assert [r.calls for r in report] == [6, 6, 6, 12]
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:2] == ["variant", "accuracy"]
+    assert "Most accurate here: few-shot (100% of 6)." in out  # the cheapest of the ties
+    # the few-shot examples come from the train part and are never scored
+    scored = {r.fields["question"] for r in mod.test[: mod.SCORED]}
+    train = {r.fields["question"] for r in mod.train}
+    shown = set()
+    for req in fake.requests:
+        turns = list(req.messages or [])[1:-1]
+        shown |= {m.content for m in turns if m.role == "user"}
+    assert shown and shown <= train and not shown & scored
+    sc_params = [r.params for r in fake.requests if r.params.get("temperature") == 0.7]
+    assert len(sc_params) == 12 and all(p["max_tokens"] == 40 for p in sc_params)
+    assert fake.requests[0].params == {"temperature": 0.0, "top_p": 1.0, "max_tokens": 8}

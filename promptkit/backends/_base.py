@@ -10,6 +10,10 @@ The :class:`LLM` client holds a backend and does everything that is the same for
 them: applying the unsupported-parameter policy, asking for ``n`` choices (one request
 where the backend honours ``n``, several otherwise, topping up when a server returns fewer
 choices than asked), timing, and the truncation policy.
+
+Embeddings go through the same backends: a backend that has them sets
+``supports_embeddings`` and implements ``embed``/``aembed`` for one batch of texts;
+:meth:`LLM.embed` splits the input into batches, keeps the input order and sums the usage.
 """
 
 from __future__ import annotations
@@ -20,10 +24,11 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 from .._completion import Choice, Completion, Usage
 from .._errors import (
+    ConfigurationError,
     ContentFilteredError,
     MalformedResponseError,
     ParameterError,
@@ -32,10 +37,16 @@ from .._errors import (
 from .._messages import Message
 from .._params import SamplingParams, UnsupportedPolicy
 
+if TYPE_CHECKING:
+    import numpy as np
+
+    from .._tokens import TokenCounter
+
 __all__ = [
     "LLM",
     "Backend",
     "Delta",
+    "Embeddings",
     "Request",
     "TextStream",
     "UnsupportedParameterWarning",
@@ -91,21 +102,93 @@ class Delta:
     model: str | None = None
 
 
+@dataclass(slots=True)
+class Embeddings:
+    """Embedding vectors, one per input text and in input order, with their usage.
+
+    >>> e = Embeddings([[1.0, 0.0], [0.6, 0.8]], model="m")
+    >>> len(e), e.dim, e[1]
+    (2, 2, [0.6, 0.8])
+
+    - ``model``: the embedding model that made them, as the backend names it.
+    - ``requests``: how many requests (batches) produced them.
+    - ``usage``: input tokens (``prompt_tokens``), where the backend reports them.
+    """
+
+    vectors: list[list[float]]
+    model: str | None = None
+    backend: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    requests: int = 1
+    latency_s: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def __iter__(self) -> Iterator[list[float]]:
+        return iter(self.vectors)
+
+    def __getitem__(self, i: int) -> list[float]:
+        return self.vectors[i]
+
+    @property
+    def dim(self) -> int:
+        """The vectors' length (0 when there are none)."""
+        return len(self.vectors[0]) if self.vectors else 0
+
+    def array(self) -> np.ndarray[Any, Any]:
+        """The vectors as a float32 numpy array of shape ``(len, dim)`` (needs numpy)."""
+        from ..retrieval._protocols import require_numpy
+
+        numpy = require_numpy()
+        out: np.ndarray[Any, Any] = numpy.asarray(self.vectors, dtype=numpy.float32)
+        return out.reshape(len(self.vectors), self.dim)
+
+
 class Backend(ABC):
     """Base class of every backend (transport).
 
     Subclasses set ``name``, ``supports``, ``native_n`` and ``supports_json_schema`` (the
     backend constrains output to ``Request.response_format``) and implement the four calls.
     ``renames`` maps promptkit parameter names to wire names, for the Completion's report.
+
+    A backend with embeddings sets ``supports_embeddings`` and implements :meth:`embed` for
+    one batch (and :meth:`aembed`, which otherwise runs :meth:`embed` in a thread);
+    ``embed_batch_size`` is how many texts :meth:`LLM.embed` puts in one batch.
     """
 
     name: ClassVar[str] = "backend"
     supports: ClassVar[frozenset[str]] = frozenset()
     native_n: ClassVar[bool] = False
     supports_json_schema: ClassVar[bool] = False
+    supports_embeddings: ClassVar[bool] = False
+    embed_batch_size: ClassVar[int] = 32
     renames: ClassVar[dict[str, str]] = {}
 
     model: str = ""
+
+    def embed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        """Embed one batch of texts: one vector per text, in order."""
+        raise self._no_embeddings()
+
+    async def aembed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        """Async twin of :meth:`embed` (by default, :meth:`embed` in a worker thread)."""
+        if not self.supports_embeddings:
+            raise self._no_embeddings()
+        return await asyncio.to_thread(self.embed, texts, timeout=timeout)
+
+    def _no_embeddings(self) -> ConfigurationError:
+        return ConfigurationError(
+            f"The {self.name} backend has no embeddings. The openai, vllm, llama-server, "
+            "ollama, llamacpp and fake backends have them: connect one of those for "
+            "retrieval and example selection."
+        )
+
+    def token_counter(self) -> TokenCounter:
+        """The most exact token counter this backend offers (default: the approximation)."""
+        from .._tokens import APPROX
+
+        return APPROX
 
     @abstractmethod
     def complete(self, request: Request) -> Completion:
@@ -446,6 +529,121 @@ class LLM:
             if have >= n:
                 return self._finish(parts, n, dropped, started)
             pending = self._next_requests(request, have, n)
+
+    # ------------------------------------------------------------------ embeddings
+
+    def _embed_batches(self, texts: str | Sequence[str], batch_size: int | None) -> list[list[str]]:
+        items = [texts] if isinstance(texts, str) else list(texts)
+        for i, text in enumerate(items):
+            if not isinstance(text, str):
+                raise ParameterError(
+                    f"embed() takes texts; item {i} is a {type(text).__name__}. Convert it to "
+                    "a str first."
+                )
+        if not self.backend.supports_embeddings:
+            raise self.backend._no_embeddings()
+        size = self.backend.embed_batch_size if batch_size is None else batch_size
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ParameterError(f"batch_size={batch_size!r}: expected a whole number >= 1.")
+        return [items[i : i + size] for i in range(0, len(items), size)]
+
+    def _join_embeddings(
+        self, batches: list[list[str]], parts: Sequence[Embeddings], started: float
+    ) -> Embeddings:
+        vectors: list[list[float]] = []
+        usage = Usage()
+        requests = 0
+        model: str | None = None
+        dim: int | None = None
+        for batch, part in zip(batches, parts, strict=True):
+            if len(part.vectors) != len(batch):
+                raise MalformedResponseError(
+                    f"The {self.backend.name} backend returned {len(part.vectors)} embeddings "
+                    f"for {len(batch)} texts. Check that the model is an embedding model.",
+                    backend=self.backend.name,
+                )
+            for vector in part.vectors:
+                if dim is None:
+                    dim = len(vector)
+                if not vector or len(vector) != dim:
+                    raise MalformedResponseError(
+                        f"The {self.backend.name} backend returned embeddings of different "
+                        f"lengths ({dim} and {len(vector)}).",
+                        backend=self.backend.name,
+                    )
+            vectors.extend(part.vectors)
+            usage = usage + part.usage
+            requests += part.requests
+            model = part.model or model
+        return Embeddings(
+            vectors,
+            model=model or self.backend.model or None,
+            backend=self.backend.name,
+            usage=usage,
+            requests=requests,
+            latency_s=time.perf_counter() - started,
+        )
+
+    def embed(
+        self,
+        texts: str | Sequence[str],
+        *,
+        batch_size: int | None = None,
+        timeout: float | None = None,
+    ) -> Embeddings:
+        """Embedding vectors for ``texts`` (a str is one text), in input order.
+
+        >>> from promptkit import LLM, FakeBackend
+        >>> e = LLM(FakeBackend(embedding_dim=8)).embed(["refund policy", "shipping times"])
+        >>> len(e), e.dim
+        (2, 8)
+
+        The texts go in batches of ``batch_size`` (default: the backend's
+        ``embed_batch_size``), several at once up to ``max_concurrency``; each batch is
+        retried like any request. ``usage`` and ``requests`` add up over the batches.
+        """
+        started = time.perf_counter()
+        batches = self._embed_batches(texts, batch_size)
+        embed = self.backend.embed
+        if len(batches) <= 1:
+            parts = [embed(b, timeout=timeout) for b in batches]
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            workers = min(len(batches), self.max_concurrency)
+            with ThreadPoolExecutor(workers, thread_name_prefix="promptkit-embed") as pool:
+                parts = list(pool.map(lambda b: embed(b, timeout=timeout), batches))
+        return self._join_embeddings(batches, parts, started)
+
+    async def aembed(
+        self,
+        texts: str | Sequence[str],
+        *,
+        batch_size: int | None = None,
+        timeout: float | None = None,
+    ) -> Embeddings:
+        """Async twin of :meth:`embed`; the batches run concurrently."""
+        started = time.perf_counter()
+        batches = self._embed_batches(texts, batch_size)
+        sem = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(batch: list[str]) -> Embeddings:
+            async with sem:
+                return await self.backend.aembed(batch, timeout=timeout)
+
+        parts = await asyncio.gather(*(one(b) for b in batches))
+        return self._join_embeddings(batches, parts, started)
+
+    def token_counter(self) -> TokenCounter:
+        """The most exact token counter for this model: tiktoken on the OpenAI API (when
+        installed), the server's tokenizer on llama.cpp servers, the model's own tokenizer
+        on the embedded backend, else :data:`promptkit.APPROX` (1 token per 4 characters).
+
+        >>> from promptkit import LLM, FakeBackend
+        >>> LLM(FakeBackend()).token_counter()
+        APPROX
+        """
+        return self.backend.token_counter()
 
     def stream(
         self,

@@ -66,6 +66,14 @@ _CONTEXT_PHRASES = (
     "too many tokens",
 )
 
+#: What llama.cpp servers say when asked for embeddings they were not started to serve
+#: (a 5xx that retrying cannot cure).
+_NO_EMBEDDINGS_PHRASES = (
+    "must be created with embedding=true",
+    "does not support embeddings",
+    "start it with `--embeddings`",
+)
+
 _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{6})[A-Za-z0-9_\-]+")
 
 
@@ -199,6 +207,11 @@ def _server_message(data: Any) -> tuple[str, str]:
 def _is_context_error(text: str) -> bool:
     low = text.lower()
     return any(p in low for p in _CONTEXT_PHRASES)
+
+
+def _is_no_embeddings(text: str) -> bool:
+    low = text.lower()
+    return any(p in low for p in _NO_EMBEDDINGS_PHRASES)
 
 
 class _Failure(Exception):
@@ -496,7 +509,7 @@ class HTTPBackend(Backend):
         if status == 429:
             retryable = "insufficient_quota" not in full
         elif status >= 500:
-            retryable = not _is_context_error(full)
+            retryable = not (_is_context_error(full) or _is_no_embeddings(full))
         return _Failure(
             "status",
             retryable=retryable,
@@ -839,6 +852,13 @@ class HTTPBackend(Backend):
                 f"{self.name} is rate limiting requests (429){tries}.{said} Send fewer "
                 "requests at once (lower max_concurrency), raise max_retries, or check your "
                 "rate limits.",
+                **kw,
+            )
+        if status >= 500 and _is_no_embeddings(text):
+            return ServerError(
+                f"{self.name} at {url} does not serve embeddings ({status}).{said} Start "
+                "llama.cpp's llama-server with --embeddings (llama-cpp-python's server: "
+                "--embedding true), or embed with a server or model that has embeddings.",
                 **kw,
             )
         if status >= 500:

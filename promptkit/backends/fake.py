@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import math
+import re
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
 from .._completion import Choice, Completion, Usage
 from .._errors import ConfigurationError
-from ._base import Backend, Delta, Request, iter_chunks
+from ._base import Backend, Delta, Embeddings, Request, iter_chunks
 
-__all__ = ["FakeBackend"]
+__all__ = ["FakeBackend", "hashed_embedding"]
 
 ALL_PARAMS = frozenset(
     {
@@ -35,6 +38,39 @@ ALL_PARAMS = frozenset(
 Reply = str | Choice | BaseException
 Script = Iterable[Reply] | Callable[[Request], "Reply | list[Reply]"]
 
+_WORD = re.compile(r"[^\W_]+")
+#: Words too common to tell texts apart; the fake embeddings leave them out.
+_STOP_TEXT = (
+    "a an and are as at be by can do does for from has have how i if in is it its me my no "
+    "not of on or our so that the their there this to was we what when where which who why "
+    "will with you your"
+)
+_STOP_WORDS = frozenset(_STOP_TEXT.split())
+
+
+def hashed_embedding(text: str, dim: int = 256) -> list[float]:
+    """The fake backend's deterministic embedding: a hashed bag of words.
+
+    The text's words (lowercased, without a few English stop words, a plural ``s``
+    dropped) are hashed (BLAKE2b, so the same in every process) into ``dim`` signed
+    buckets, and the vector is scaled to length 1. Texts sharing words are similar; a text
+    with no words gives the zero vector.
+
+    >>> a, b, c = (hashed_embedding(t, 64) for t in ("refunds", "Refund policy", "shipping"))
+    >>> round(sum(x * y for x, y in zip(a, b)), 3), sum(x * y for x, y in zip(a, c))
+    (0.707, 0.0)
+    """
+    vector = [0.0] * dim
+    for word in _WORD.findall(text.lower()):
+        if word in _STOP_WORDS:
+            continue
+        if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+            word = word[:-1]
+        h = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "little")
+        vector[h % dim] += -1.0 if h >> 63 else 1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else vector
+
 
 class FakeBackend(Backend):
     """Replies from a script, and keeps every :class:`Request` in ``requests``.
@@ -44,6 +80,11 @@ class FakeBackend(Backend):
     imitate a server's parameter support, ``native_n=False`` to imitate one that takes no
     ``n``, and ``max_choices`` to imitate one that returns fewer choices than asked (the
     llama.cpp server returns one).
+
+    Embeddings are deterministic: :func:`hashed_embedding` of each text in
+    ``embedding_dim`` (256) dimensions, or ``embedder(text)`` when given (a function that
+    may also raise, to test failures). Each batch is kept in ``embed_requests``;
+    ``embed_batch_size`` sets the batch size :meth:`~promptkit.LLM.embed` uses.
 
     >>> from promptkit import LLM
     >>> fake = FakeBackend(["positive", "negative"])
@@ -55,6 +96,7 @@ class FakeBackend(Backend):
     """
 
     name: ClassVar[str] = "fake"
+    supports_embeddings: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -65,6 +107,9 @@ class FakeBackend(Backend):
         native_n: bool = True,
         max_choices: int | None = None,
         latency: float = 0.0,
+        embedding_dim: int = 256,
+        embedder: Callable[[str], Sequence[float]] | None = None,
+        embed_batch_size: int = 32,
         **_: Any,
     ) -> None:
         self.model = model
@@ -81,6 +126,12 @@ class FakeBackend(Backend):
         self.max_choices = max_choices
         self.latency = latency
         self.requests: list[Request] = []
+        if embedding_dim < 1:
+            raise ConfigurationError(f"embedding_dim={embedding_dim}: expected at least 1.")
+        self.embedding_dim = embedding_dim
+        self.embedder = embedder
+        self.embed_batch_size = embed_batch_size  # type: ignore[misc]
+        self.embed_requests: list[list[str]] = []
 
     def _next(self, request: Request) -> list[Choice]:
         n = int(request.params.get("n", 1))
@@ -121,6 +172,28 @@ class FakeBackend(Backend):
             params_sent=dict(request.params),
             raw={"fake": True},
         )
+
+    def _embeddings(self, texts: Sequence[str]) -> Embeddings:
+        with self._lock:
+            self.embed_requests.append(list(texts))
+        fn = self.embedder
+        vectors = [
+            [float(x) for x in fn(t)] if fn is not None else hashed_embedding(t, self.embedding_dim)
+            for t in texts
+        ]
+        tokens = sum(-(-len(t) // 4) for t in texts)
+        return Embeddings(vectors, self.model, self.name, Usage(tokens, None, tokens))
+
+    def embed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        """Deterministic embeddings of one batch (see the class docstring)."""
+        if self.latency:
+            time.sleep(self.latency)
+        return self._embeddings(texts)
+
+    async def aembed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        return self._embeddings(texts)
 
     def complete(self, request: Request) -> Completion:
         if self.latency:

@@ -36,6 +36,12 @@ How it behaves:
   ``complete()`` only.
 - Local calls do not time out: ``Request.timeout``, ``timeout`` and ``max_retries`` are
   accepted (so one configuration file serves every backend) and ignored.
+- Embeddings (:meth:`~promptkit.LLM.embed`) come from a second instance of the model
+  loaded in embedding mode, apart from the one that generates. A model without a pooling
+  layer (a chat model such as SmolLM2) is mean-pooled over its tokens; a dedicated
+  embedding model (``embedding_model=`` a GGUF path) keeps its own pooling.
+- Token counts (:meth:`~promptkit.LLM.token_counter`, :meth:`LlamaCppBackend.tokenize`)
+  use the model's vocabulary only, loaded apart (a few MB).
 """
 
 from __future__ import annotations
@@ -46,15 +52,17 @@ import functools
 import importlib.metadata
 import importlib.util
 import inspect
+import io
 import os
 import random
 import re
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Generator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from .._completion import Choice, Completion, TokenLogprob, Usage
 from .._errors import (
@@ -64,7 +72,10 @@ from .._errors import (
     ParameterError,
     PromptkitError,
 )
-from ._base import Backend, Delta, Request
+from ._base import Backend, Delta, Embeddings, Request
+
+if TYPE_CHECKING:
+    from .._tokens import TokenCounter
 
 __all__ = [
     "DEFAULT_MODEL_NAME",
@@ -97,6 +108,10 @@ _SUPPORTED = frozenset(
 )
 #: Arguments promptkit itself sets; ``extra`` may not override them.
 _RESERVED = frozenset({"messages", "prompt", "stream", "model"})
+
+#: ``pooling`` option -> llama.cpp's pooling type ("auto": the model's own, else mean).
+_POOLING = {"mean": 1, "cls": 2, "last": 3}
+_POOLING_NONE = 0
 
 
 def _ways_out(missing: str) -> str:
@@ -138,8 +153,37 @@ def default_model_path() -> Path:
 # --------------------------------------------------------------------------- loaded models
 
 
+@contextmanager
+def _quiet_stderr(quiet: bool) -> Iterator[None]:
+    """Silence llama.cpp's log lines while loading: those it writes to file descriptor 2,
+    and those llama-cpp-python's log callback prints to ``sys.stderr``."""
+    if not quiet:
+        yield
+        return
+    try:
+        saved = os.dup(2)
+    except OSError:
+        saved = -1
+    stderr = sys.stderr
+    try:
+        if saved >= 0:
+            with open(os.devnull, "wb") as null:
+                os.dup2(null.fileno(), 2)
+        sys.stderr = io.StringIO()
+        yield
+    finally:
+        sys.stderr = stderr
+        if saved >= 0:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 class _Slot:
-    """One loaded model, the lock that serialises its calls, and who holds it."""
+    """One loaded model, the lock that serialises its calls, and who holds it.
+
+    ``pooling_type="auto"`` in ``kwargs`` (embedding instances) loads the model with its
+    own pooling, or with mean pooling when it has none (a generative model).
+    """
 
     def __init__(self, path: Path, kwargs: dict[str, Any]) -> None:
         self.path = path
@@ -171,7 +215,11 @@ class _Slot:
     def _load(self) -> None:
         llama_cpp = _import_llama_cpp()
         accepted = _llama_init_params(llama_cpp.Llama)
-        unknown = sorted(k for k in self.kwargs if k not in accepted)
+        kwargs = dict(self.kwargs)
+        auto_pooling = kwargs.get("pooling_type") == "auto"
+        if auto_pooling:
+            del kwargs["pooling_type"]
+        unknown = sorted(k for k in kwargs if k not in accepted)
         if unknown:
             import difflib
 
@@ -182,8 +230,19 @@ class _Slot:
                 "to llama_cpp.Llama(); see its documentation for the list."
             )
         started = time.perf_counter()
+        # embedding and vocabulary instances: llama.cpp logs warnings that do not apply
+        quiet = not kwargs.get("verbose") and bool(
+            kwargs.get("embedding") or kwargs.get("vocab_only")
+        )
         try:
-            self.llama = llama_cpp.Llama(model_path=str(self.path), **self.kwargs)
+            with _quiet_stderr(quiet):
+                llama = llama_cpp.Llama(model_path=str(self.path), **kwargs)
+                if auto_pooling and llama.pooling_type() == _POOLING_NONE:
+                    llama.close()  # a generative model: pool its token vectors by their mean
+                    llama = llama_cpp.Llama(
+                        model_path=str(self.path), **kwargs, pooling_type=_POOLING["mean"]
+                    )
+            self.llama = llama
         except (ValueError, RuntimeError) as exc:
             raise ConfigurationError(
                 f"llama.cpp cannot load {self.path} ({exc}). Check that the file is a GGUF "
@@ -299,6 +358,11 @@ class LlamaCppBackend(Backend):
     - ``verbose``: let llama.cpp log to stderr.
     - other ``options`` go to ``llama_cpp.Llama`` (``n_gpu_layers=-1``, ``n_batch=256``,
       ``chat_format="chatml"``, ...).
+    - ``embedding_model``: a ``.gguf`` path for embeddings (default: ``model``), e.g. a
+      dedicated embedding model; ``pooling``: how its token vectors become one,
+      ``"auto"`` (the model's own pooling, else the mean), ``"mean"``, ``"cls"`` or
+      ``"last"``; ``embedding_n_ctx``: the longest text it embeds, in tokens (512, the
+      usual limit of embedding models: split longer documents into chunks).
     - ``base_url`` must be ``None`` (for a llama.cpp *server*, use ``llama-server``);
       ``api_key``, ``timeout`` and ``max_retries`` are accepted and ignored.
     """
@@ -307,6 +371,7 @@ class LlamaCppBackend(Backend):
     supports: ClassVar[frozenset[str]] = _SUPPORTED
     native_n: ClassVar[bool] = False
     supports_json_schema: ClassVar[bool] = True
+    supports_embeddings: ClassVar[bool] = True
     renames: ClassVar[dict[str, str]] = {"repetition_penalty": "repeat_penalty"}
 
     def __init__(
@@ -320,6 +385,9 @@ class LlamaCppBackend(Backend):
         seed: int | None = None,
         verbose: bool = False,
         cache_prompt: bool = False,
+        embedding_model: str | None = None,
+        pooling: Literal["auto", "mean", "cls", "last"] = "auto",
+        embedding_n_ctx: int = 512,
         timeout: float | None = None,
         max_retries: int | None = None,
         **options: Any,
@@ -333,27 +401,22 @@ class LlamaCppBackend(Backend):
             )
         if importlib.util.find_spec("llama_cpp") is None:
             raise ConfigurationError(_ways_out("llama-cpp-python, which is not installed"))
-        if model is None or model.strip().lower() in _DEFAULT_ALIASES | {
-            DEFAULT_MODEL_NAME.lower()
-        }:
-            self.model_path = default_model_path()
-            self.model = DEFAULT_MODEL_NAME
+        self.model_path, self.model = _resolve_model(model, "model")
+        if embedding_model is None:
+            self.embedding_model_path, self.embedding_model = self.model_path, self.model
         else:
-            path = Path(model).expanduser()
-            if not path.is_file():
-                by_name = (
-                    ""
-                    if model.lower().endswith(".gguf")
-                    else f' To use a model by name, run a server: connect("ollama:{model}").'
-                )
-                raise ConfigurationError(
-                    f"model={model!r} is not a file. The llamacpp backend takes the path of a "
-                    ".gguf file, or no model for the embedded SmolLM2-135M-Instruct." + by_name
-                )
-            self.model_path = path.resolve()
-            self.model = path.name.removesuffix(".gguf")
-        if n_ctx < 16:
-            raise ConfigurationError(f"n_ctx={n_ctx} is too small: use at least 16 tokens.")
+            self.embedding_model_path, self.embedding_model = _resolve_model(
+                embedding_model, "embedding_model"
+            )
+        if pooling != "auto" and pooling not in _POOLING:
+            raise ConfigurationError(
+                f"pooling={pooling!r}: expected 'auto', 'mean', 'cls' or 'last'."
+            )
+        self.pooling = pooling
+        for option, value in (("n_ctx", n_ctx), ("embedding_n_ctx", embedding_n_ctx)):
+            if value < 16:
+                raise ConfigurationError(f"{option}={value} is too small: use at least 16 tokens.")
+        self.embedding_n_ctx = embedding_n_ctx
         threads = n_threads if n_threads is not None else max((os.cpu_count() or 2) // 2, 1)
         self._llama_kwargs: dict[str, Any] = {
             "n_ctx": n_ctx,
@@ -377,6 +440,24 @@ class LlamaCppBackend(Backend):
             kwargs["logits_all"] = True
         return _slot_for(self.model_path, kwargs)
 
+    def _embedding_slot(self) -> _Slot:
+        kwargs = dict(self._llama_kwargs)
+        n_ctx = self.embedding_n_ctx
+        # a whole text goes in one (non-causal) batch: let it be as long as the context
+        kwargs.update(
+            n_ctx=n_ctx,
+            embedding=True,
+            n_batch=n_ctx,
+            n_ubatch=n_ctx,
+            pooling_type="auto" if self.pooling == "auto" else _POOLING[self.pooling],
+        )
+        return _slot_for(self.embedding_model_path, kwargs)
+
+    def _vocab_slot(self) -> _Slot:
+        return _slot_for(
+            self.model_path, {"vocab_only": True, "verbose": self._llama_kwargs["verbose"]}
+        )
+
     def load(self) -> float:
         """Load the model now rather than on the first call; returns the load time in seconds
         (0.0 when this process had already loaded it).
@@ -394,6 +475,55 @@ class LlamaCppBackend(Backend):
     def close(self) -> None:
         """Nothing to release per backend: loaded models are shared by the process; free
         them with :func:`unload_models`."""
+
+    # ------------------------------------------------------------------ embeddings, tokens
+
+    def embed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        """Embed one batch with the model in embedding mode (loaded on first use)."""
+        with self._embedding_slot().use() as llama:
+            try:
+                vectors, count = llama.embed(list(texts), truncate=False, return_count=True)
+            except PromptkitError:
+                raise
+            except Exception as exc:
+                raise self._embed_error(exc) from exc
+        return Embeddings(
+            [[float(x) for x in v] for v in vectors],
+            model=self.embedding_model,
+            backend=self.name,
+            usage=Usage(int(count), None, int(count)),
+        )
+
+    def _embed_error(self, exc: Exception) -> PromptkitError:
+        match = re.search(r"Requested tokens \((\d+)\) exceed batch size of (\d+)", str(exc))
+        if match:
+            used, limit = match.groups()
+            return ContextLengthError(
+                f"A text to embed is {used} tokens, more than the {limit} the embedding model "
+                "takes at once. Split long documents into chunks, or connect with a larger "
+                "embedding_n_ctx.",
+                backend=self.name,
+            )
+        return BackendError(
+            f"llama.cpp failed to embed: {type(exc).__name__}: {exc}. Check the model file "
+            "(embedding_model) and n_ctx.",
+            backend=self.name,
+        )
+
+    def tokenize(self, text: str) -> list[int]:
+        """The model's token ids for ``text`` (no BOS token, special tokens as text).
+
+        >>> LlamaCppBackend().tokenize("Hello world")                    # doctest: +SKIP
+        [19556, 905]
+        """
+        with self._vocab_slot().use() as llama:
+            return list(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def token_counter(self) -> TokenCounter:
+        """The model's own tokenizer (:class:`~promptkit.LlamaCppTokenCounter`)."""
+        from .._tokens import LlamaCppTokenCounter
+
+        return LlamaCppTokenCounter(self)
 
     # ------------------------------------------------------------------ requests
 
@@ -612,6 +742,24 @@ class LlamaCppBackend(Backend):
             "model file and n_ctx, or report it with the model and parameters used.",
             backend=self.name,
         )
+
+
+def _resolve_model(model: str | None, option: str) -> tuple[Path, str]:
+    """(GGUF path, model name) for a ``model``/``embedding_model`` option."""
+    if model is None or model.strip().lower() in _DEFAULT_ALIASES | {DEFAULT_MODEL_NAME.lower()}:
+        return default_model_path(), DEFAULT_MODEL_NAME
+    path = Path(model).expanduser()
+    if not path.is_file():
+        by_name = (
+            ""
+            if model.lower().endswith(".gguf")
+            else f' To use a model by name, run a server: connect("ollama:{model}").'
+        )
+        raise ConfigurationError(
+            f"{option}={model!r} is not a file. The llamacpp backend takes the path of a "
+            ".gguf file, or no model for the embedded SmolLM2-135M-Instruct." + by_name
+        )
+    return path.resolve(), path.name.removesuffix(".gguf")
 
 
 def _trained_context(llama: Any) -> int | None:

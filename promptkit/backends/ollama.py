@@ -1,15 +1,17 @@
-"""Ollama, through its native API (``/api/chat`` and ``/api/generate``)."""
+"""Ollama, through its native API (``/api/chat``, ``/api/generate`` and ``/api/embed``)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator, Mapping
+import json
+import math
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import httpx
 
 from .._completion import Choice, Completion, TokenLogprob, Usage
 from .._errors import ConfigurationError, ParameterError
-from ._base import Delta, Request
+from ._base import Delta, Embeddings, Request
 from ._http import HTTPBackend, _Failure, dumps, loads
 
 __all__ = ["OllamaBackend"]
@@ -77,6 +79,10 @@ class OllamaBackend(HTTPBackend):
     :class:`~promptkit.backends._http.HTTPBackend` (``timeout``, ``headers``,
     ``max_retries``, ``retry_*``); ``api_key`` is sent as a Bearer token (for a proxy, or
     ollama.com).
+
+    Embeddings: ``POST /api/embed`` with ``{"model", "input": [...]}``, 32 texts a
+    request; ``embedding_model`` (default ``model``) names an embedding model such as
+    ``"nomic-embed-text"`` or ``"all-minilm"``.
     """
 
     name: ClassVar[str] = "ollama"
@@ -98,6 +104,7 @@ class OllamaBackend(HTTPBackend):
     )
     native_n: ClassVar[bool] = False
     supports_json_schema: ClassVar[bool] = True
+    supports_embeddings: ClassVar[bool] = True
     renames: ClassVar[dict[str, str]] = {
         "max_tokens": "num_predict",
         "repetition_penalty": "repeat_penalty",
@@ -113,6 +120,7 @@ class OllamaBackend(HTTPBackend):
         timeout: float = 60,
         max_retries: int = 3,
         headers: Mapping[str, str] | None = None,
+        embedding_model: str | None = None,
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 8.0,
         retry_after_max: float = 60.0,
@@ -137,8 +145,10 @@ class OllamaBackend(HTTPBackend):
             retry_total_timeout=retry_total_timeout,
             **options,
         )
+        self.embedding_model = embedding_model
         self._chat_url = self._url("/api/chat")
         self._generate_url = self._url("/api/generate")
+        self._embed_url = self._url("/api/embed")
 
     # ------------------------------------------------------------------ request body
 
@@ -194,9 +204,12 @@ class OllamaBackend(HTTPBackend):
     def _not_found(self, failure: _Failure) -> str:
         message = failure.message.lower()
         if "model" in message or "not found" in message:
+            model = self.model
+            if self.embedding_model and self.embedding_model.lower() in message:
+                model = self.embedding_model
             return (
-                f"Ollama does not have the model {self.model!r} (404). Pull the model: "
-                f"ollama pull {self.model}"
+                f"Ollama does not have the model {model!r} (404). Pull the model: "
+                f"ollama pull {model}"
             )
         return (
             f"Nothing found at {self.base_url} (404). base_url should be the Ollama server "
@@ -245,6 +258,52 @@ class OllamaBackend(HTTPBackend):
         url, content, chat, sent, renamed = self._body(request, False)
         resp, attempts = await self._asend(url, content, request.timeout)
         return self._completion(self._json(resp, attempts), chat, sent, renamed, attempts)
+
+    # ------------------------------------------------------------------ embeddings
+
+    def _embeddings(self, data: dict[str, Any], n: int, attempts: int) -> Embeddings:
+        if data.get("error"):
+            raise self._stream_error(data, attempts)
+        problem = ""
+        try:
+            raw = data["embeddings"]
+            if not isinstance(raw, list) or len(raw) != n:
+                raise ValueError(f"{n} embeddings asked, {len(raw)} returned")
+            vectors = []
+            for item in raw:
+                if not isinstance(item, list) or not item:
+                    raise TypeError("an embedding is not a list of numbers")
+                vector = [float(x) for x in item]
+                if not all(math.isfinite(x) for x in vector):
+                    raise ValueError("an embedding holds NaN or infinity")
+                vectors.append(vector)
+        except (KeyError, TypeError, ValueError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            raise self._malformed(
+                f"it is not an embeddings reply ({problem})",
+                attempts,
+                json.dumps(data, ensure_ascii=False, default=str)[:2000],
+            )
+        tokens = data.get("prompt_eval_count")
+        return Embeddings(
+            vectors,
+            model=data.get("model") or self.embedding_model or self.model,
+            backend=self.name,
+            usage=Usage(tokens, None, tokens),
+        )
+
+    def _embed_body(self, texts: Sequence[str]) -> bytes:
+        return dumps({"model": self.embedding_model or self.model, "input": list(texts)})
+
+    def embed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        """Embed one batch: ``POST /api/embed``."""
+        resp, attempts = self._send(self._embed_url, self._embed_body(texts), timeout)
+        return self._embeddings(self._json(resp, attempts), len(texts), attempts)
+
+    async def aembed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        resp, attempts = await self._asend(self._embed_url, self._embed_body(texts), timeout)
+        return self._embeddings(self._json(resp, attempts), len(texts), attempts)
 
     # ------------------------------------------------------------------ streaming
 

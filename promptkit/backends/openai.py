@@ -2,23 +2,30 @@
 
 Speaks the wire format directly with httpx: ``POST {base_url}/chat/completions`` for
 messages, ``POST {base_url}/completions`` for raw prompts, server-sent events for
-streaming. Bodies are plain dicts and replies are read without validation models, so a
-call costs little more than the HTTP round trip itself.
+streaming, ``POST {base_url}/embeddings`` for embeddings. Bodies are plain dicts and
+replies are read without validation models, so a call costs little more than the HTTP
+round trip itself.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import math
 import os
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 import httpx
 
 from .._completion import Choice, Completion, TokenLogprob, Usage
-from .._errors import ConfigurationError, ParameterError
-from ._base import Delta, Request
+from .._errors import BadRequestError, ConfigurationError, ParameterError
+from ._base import Delta, Embeddings, Request
 from ._http import HTTPBackend, SSEDecoder, dumps, loads
+
+if TYPE_CHECKING:
+    from .._tokens import TokenCounter
 
 __all__ = ["LlamaServerBackend", "OpenAIBackend"]
 
@@ -82,6 +89,22 @@ def _text_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
         )
         for tok, lp, top in zip(tokens, values, tops, strict=False)
     )
+
+
+def _vector(raw: Any, pool: bool) -> list[float]:
+    """One embedding as floats. With ``pool``, one vector per token (what llama.cpp servers
+    return for a model without a pooling layer) is mean-pooled into one."""
+    if pool and isinstance(raw, list) and raw and all(isinstance(t, list) for t in raw):
+        dim = len(raw[0])
+        if not dim or any(len(t) != dim for t in raw):
+            raise ValueError("the per-token vectors differ in length")
+        return [math.fsum(float(t[i]) for t in raw) / len(raw) for i in range(dim)]
+    if not isinstance(raw, list) or not raw:
+        raise TypeError("an embedding is not a list of numbers")
+    out = [float(x) for x in raw]
+    if not all(math.isfinite(x) for x in out):
+        raise ValueError("an embedding holds NaN or infinity")
+    return out
 
 
 def _is_plain_json(resp: httpx.Response) -> bool:
@@ -153,12 +176,22 @@ class OpenAIBackend(HTTPBackend):
     - ``stream_usage``: ask for token usage at the end of streams
       (``stream_options.include_usage``); default: only on the real OpenAI URL, since some
       compatible servers reject unknown fields.
+    - ``embedding_model``: the model :meth:`~promptkit.LLM.embed` asks for (default:
+      ``model``); required on the real OpenAI URL, e.g. ``"text-embedding-3-small"``, since
+      chat models do not embed.
+
+    Embeddings: ``POST {base_url}/embeddings`` with ``{"model", "input": [...]}``, 64 texts
+    a request, with the same retries and errors as chat calls.
     """
 
     name: ClassVar[str] = "openai"
     supports: ClassVar[frozenset[str]] = OPENAI_PARAMS
     native_n: ClassVar[bool] = True
     supports_json_schema: ClassVar[bool] = True
+    supports_embeddings: ClassVar[bool] = True
+    embed_batch_size: ClassVar[int] = 64
+    #: Mean-pool per-token embeddings (llama.cpp servers on models without pooling).
+    pool_token_embeddings: ClassVar[bool] = False
     renames: ClassVar[dict[str, str]] = {}
     default_base_url: ClassVar[str] = OPENAI_BASE_URL
     #: Whether streams ask for usage when ``stream_usage`` is not given (None: OpenAI only).
@@ -175,6 +208,7 @@ class OpenAIBackend(HTTPBackend):
         headers: Mapping[str, str] | None = None,
         extra_params: Iterable[str] | None = None,
         stream_usage: bool | None = None,
+        embedding_model: str | None = None,
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 8.0,
         retry_after_max: float = 60.0,
@@ -223,8 +257,10 @@ class OpenAIBackend(HTTPBackend):
             default = self.default_stream_usage
             stream_usage = official if default is None else default
         self.stream_usage = stream_usage
+        self.embedding_model = embedding_model
         self._chat_url = self._url("/chat/completions")
         self._text_url = self._url("/completions")
+        self._embed_url = self._url("/embeddings")
 
     # ------------------------------------------------------------------ request body
 
@@ -354,6 +390,65 @@ class OpenAIBackend(HTTPBackend):
         resp, attempts = await self._asend(url, content, request.timeout)
         return self._completion(self._json(resp, attempts), chat, sent, renamed, attempts)
 
+    # ------------------------------------------------------------------ embeddings
+
+    def _embed_body(self, texts: Sequence[str]) -> bytes:
+        model = self.embedding_model or (None if self._official else self.model)
+        if not model and self._official:
+            raise ConfigurationError(
+                "The OpenAI API embeds with an embedding model, not a chat model: pass "
+                "embedding_model=..., e.g. 'text-embedding-3-small'."
+            )
+        body: dict[str, Any] = {"input": list(texts)}
+        if model:
+            body["model"] = model
+        return dumps(body)
+
+    def _embeddings(self, data: dict[str, Any], n: int, attempts: int) -> Embeddings:
+        if data.get("error"):
+            raise self._stream_error(data, attempts)
+        problem = ""
+        try:
+            items = data["data"]
+            if not isinstance(items, list) or len(items) != n:
+                raise ValueError(f"{n} embeddings asked, {len(items)} returned")
+            order = sorted(range(n), key=lambda i: int(items[i].get("index", i)))
+            vectors = [_vector(items[i]["embedding"], self.pool_token_embeddings) for i in order]
+            usage = _usage(data.get("usage"))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            raise self._malformed(
+                f"it is not an embeddings reply ({problem})",
+                attempts,
+                json.dumps(data, ensure_ascii=False, default=str)[:2000],
+            )
+        model = data.get("model")
+        return Embeddings(
+            vectors,
+            model=model if isinstance(model, str) and model else self.embedding_model or self.model,
+            backend=self.name,
+            usage=usage,
+        )
+
+    def embed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        """Embed one batch: ``POST {base_url}/embeddings``."""
+        resp, attempts = self._send(self._embed_url, self._embed_body(texts), timeout)
+        return self._embeddings(self._json(resp, attempts), len(texts), attempts)
+
+    async def aembed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        resp, attempts = await self._asend(self._embed_url, self._embed_body(texts), timeout)
+        return self._embeddings(self._json(resp, attempts), len(texts), attempts)
+
+    def token_counter(self) -> TokenCounter:
+        """tiktoken for ``model`` on the OpenAI API when tiktoken is installed, else the
+        approximation."""
+        from .._tokens import APPROX, TiktokenCounter
+
+        if self._official and self.model and importlib.util.find_spec("tiktoken") is not None:
+            return TiktokenCounter(self.model)
+        return APPROX
+
     # ------------------------------------------------------------------ streaming
 
     def _event(self, state: _StreamState, payload: str, attempts: int) -> str:
@@ -456,6 +551,14 @@ class LlamaServerBackend(OpenAIBackend):
     rejects ``n`` > 1), so ``n`` is never sent: the client makes one request per choice,
     with distinct seeds. JSON-schema output is sent as
     ``{"type": "json_object", "schema": ...}``, the form both servers accept.
+
+    Embeddings need a server started for them (``llama-server --embeddings``,
+    ``python -m llama_cpp.server --embedding true``); for a model without a pooling layer
+    (a chat model such as SmolLM2) llama-cpp-python's server returns one vector per token,
+    which is mean-pooled here. That server (0.3.x) gets the token vectors wrong for all but
+    the first text of a request, so once a server answers with token vectors, texts go to
+    it one per request. :meth:`tokenize` and :meth:`token_counter` use the server's own
+    tokenizer.
     """
 
     name: ClassVar[str] = "llama-server"
@@ -463,6 +566,91 @@ class LlamaServerBackend(OpenAIBackend):
     native_n: ClassVar[bool] = False
     renames: ClassVar[dict[str, str]] = {"repetition_penalty": "repeat_penalty"}
     default_base_url: ClassVar[str] = "http://127.0.0.1:8080/v1"
+    pool_token_embeddings: ClassVar[bool] = True
+
+    #: (path, body key) of the tokenize endpoints: llama-server's, then llama-cpp-python's.
+    _TOKENIZE_ROUTES: ClassVar[tuple[tuple[str, str], ...]] = (
+        ("/tokenize", "content"),
+        ("/extras/tokenize", "input"),
+    )
+    _tokenize_route: tuple[str, str] | None = None
+    #: The server answered with per-token vectors: send one text per request.
+    _one_text_per_request: bool = False
+
+    @staticmethod
+    def _per_token(data: dict[str, Any]) -> bool:
+        items = data.get("data")
+        if not isinstance(items, list):
+            return False
+        for item in items:
+            vector = item.get("embedding") if isinstance(item, dict) else None
+            if isinstance(vector, list) and vector and isinstance(vector[0], list):
+                return True
+        return False
+
+    @staticmethod
+    def _merged(parts: list[Embeddings]) -> Embeddings:
+        usage = parts[0].usage
+        for part in parts[1:]:
+            usage = usage + part.usage
+        return Embeddings(
+            [v for p in parts for v in p.vectors],
+            model=parts[0].model,
+            backend=parts[0].backend,
+            usage=usage,
+            requests=len(parts),
+        )
+
+    def embed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        if len(texts) > 1 and self._one_text_per_request:
+            return self._merged([OpenAIBackend.embed(self, [t], timeout=timeout) for t in texts])
+        resp, attempts = self._send(self._embed_url, self._embed_body(texts), timeout)
+        data = self._json(resp, attempts)
+        if len(texts) > 1 and self._per_token(data):
+            self._one_text_per_request = True
+            return self.embed(texts, timeout=timeout)
+        return self._embeddings(data, len(texts), attempts)
+
+    async def aembed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        if len(texts) > 1 and self._one_text_per_request:
+            parts = [await OpenAIBackend.aembed(self, [t], timeout=timeout) for t in texts]
+            return self._merged(parts)
+        resp, attempts = await self._asend(self._embed_url, self._embed_body(texts), timeout)
+        data = self._json(resp, attempts)
+        if len(texts) > 1 and self._per_token(data):
+            self._one_text_per_request = True
+            return await self.aembed(texts, timeout=timeout)
+        return self._embeddings(data, len(texts), attempts)
+
+    def tokenize(self, text: str) -> list[int]:
+        """The token ids of ``text`` by the server's tokenizer (``POST /tokenize`` on
+        llama-server, ``POST /extras/tokenize`` on llama-cpp-python's server).
+
+        >>> LlamaServerBackend().tokenize("Hello world")                  # doctest: +SKIP
+        [19556, 905]
+        """
+        root = self.base_url.removesuffix("/v1")
+        routes = [self._tokenize_route] if self._tokenize_route else self._TOKENIZE_ROUTES
+        for i, (path, key) in enumerate(routes):
+            try:
+                resp, attempts = self._send(httpx.URL(root + path), dumps({key: text}), None)
+            except BadRequestError as exc:
+                if exc.status in (404, 405) and i + 1 < len(routes):
+                    continue  # not this server's route: try the other one
+                raise
+            data = self._json(resp, attempts)
+            tokens = data.get("tokens")
+            if not isinstance(tokens, list):
+                raise self._malformed("the tokenize reply has no tokens list", attempts)
+            self._tokenize_route = (path, key)
+            return [t if isinstance(t, int) else int(t["id"]) for t in tokens]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def token_counter(self) -> TokenCounter:
+        """The server's own tokenizer (:class:`~promptkit.ServerTokenCounter`)."""
+        from .._tokens import ServerTokenCounter
+
+        return ServerTokenCounter(self)
 
     def _response_format(self, rf: Mapping[str, Any]) -> dict[str, Any]:
         return {"type": "json_object", "schema": rf["schema"]}

