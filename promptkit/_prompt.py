@@ -37,7 +37,6 @@ Everything else (examples, documents, history, avoid, ...) is data and is never 
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import importlib
 import operator
@@ -205,7 +204,9 @@ class PromptBase(StrictModel):
     parameters; a call's own ``params`` override them field by field.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", arbitrary_types_allowed=True, defer_build=True
+    )
 
     name: str | None = None
     params: SamplingParams | None = None
@@ -756,6 +757,8 @@ class Prompt(PromptBase):
         aselect = getattr(selector, "aselect", None)
         candidates = self._candidates(state)
         if aselect is None:
+            import asyncio
+
             return self._checked(await asyncio.to_thread(selector.select, candidates))
         return self._checked(await aselect(candidates))
 
@@ -1244,6 +1247,8 @@ class Context(Prompt):
             if aretrieve is not None:
                 docs = await aretrieve(query, self.k)
             else:
+                import asyncio
+
                 docs = await asyncio.to_thread(retriever.retrieve, query, self.k)
             variables["documents"] = self._retrieved(docs, query)
         return variables

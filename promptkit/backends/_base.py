@@ -18,7 +18,6 @@ Embeddings go through the same backends: a backend that has them sets
 
 from __future__ import annotations
 
-import asyncio
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -175,6 +174,8 @@ class Backend(ABC):
         """Async twin of :meth:`embed` (by default, :meth:`embed` in a worker thread)."""
         if not self.supports_embeddings:
             raise self._no_embeddings()
+        import asyncio
+
         return await asyncio.to_thread(self.embed, texts, timeout=timeout)
 
     def _no_embeddings(self) -> ConfigurationError:
@@ -324,17 +325,11 @@ class LLM:
         return request, n, dropped
 
     def _next_requests(self, request: Request, have: int, n: int) -> list[Request]:
-        """Requests for the ``n - have`` choices still missing."""
+        """Requests for the ``n - have`` choices still missing (at first, the request
+        itself, unless ``n`` must be emulated by one request per choice)."""
+        if have == 0 and (n == 1 or self.backend.native_n):
+            return [request]
         missing = n - have
-        if self.backend.native_n and have == 0:
-            params = dict(request.params)
-            if missing > 1:
-                params["n"] = missing
-            else:
-                params.pop("n", None)
-            if "seed" in params:
-                params["seed"] = params["seed"] + have
-            return [replace(request, params=params, sample=have)]
         # one request per missing choice: emulated n, or a top-up after a server that takes
         # n returned fewer choices (it most likely ignores n), sent concurrently
         out = []
@@ -452,29 +447,49 @@ class LLM:
         started = time.perf_counter()
         parts: list[Completion] = []
         have = 0
-        first = request if (n == 1 or self.backend.native_n) else None
-        pending = [first] if first is not None else self._next_requests(request, 0, n)
+        pending = self._next_requests(request, 0, n)
         while True:
-            if len(pending) == 1:
-                results = [self._call(pending[0])]
-            else:
-                from concurrent.futures import ThreadPoolExecutor
-
-                workers = min(len(pending), self.max_concurrency)
-                with ThreadPoolExecutor(workers, thread_name_prefix="promptkit-n") as pool:
-                    results = list(pool.map(self._call, pending))
-            for part in results:
-                if not part.choices:
-                    raise MalformedResponseError(
-                        "The server returned no choices. Check that the model is loaded and "
-                        "the request is valid for it.",
-                        backend=self.backend.name,
-                    )
-                parts.append(part)
-                have += len(part.choices)
+            have = self._collect(parts, self._call_all(pending), have)
             if have >= n:
                 return self._finish(parts, n, dropped, started)
             pending = self._next_requests(request, have, n)
+
+    def _call_all(self, pending: list[Request]) -> list[Completion]:
+        """Send a round of requests, concurrently (threads) when there are several."""
+        if len(pending) == 1:
+            return [self._call(pending[0])]
+        from concurrent.futures import ThreadPoolExecutor
+
+        workers = min(len(pending), self.max_concurrency)
+        with ThreadPoolExecutor(workers, thread_name_prefix="promptkit-n") as pool:
+            return list(pool.map(self._call, pending))
+
+    async def _acall_all(self, pending: list[Request]) -> list[Completion]:
+        """Async twin of :meth:`_call_all`; one request costs no extra task or semaphore."""
+        if len(pending) == 1:
+            return [await self._acall(pending[0])]
+        import asyncio
+
+        sem = asyncio.Semaphore(self.max_concurrency)
+
+        async def one(req: Request) -> Completion:
+            async with sem:
+                return await self._acall(req)
+
+        return list(await asyncio.gather(*(one(r) for r in pending)))
+
+    def _collect(self, parts: list[Completion], results: list[Completion], have: int) -> int:
+        """Append a round's completions to ``parts``; the number of choices held after it."""
+        for part in results:
+            if not part.choices:
+                raise MalformedResponseError(
+                    "The server returned no choices. Check that the model is loaded and "
+                    "the request is valid for it.",
+                    backend=self.backend.name,
+                )
+            parts.append(part)
+            have += len(part.choices)
+        return have
 
     async def acomplete(
         self,
@@ -507,25 +522,9 @@ class LLM:
         started = time.perf_counter()
         parts: list[Completion] = []
         have = 0
-        first = request if (n == 1 or self.backend.native_n) else None
-        pending = [first] if first is not None else self._next_requests(request, 0, n)
-        sem = asyncio.Semaphore(self.max_concurrency)
-
-        async def one(req: Request) -> Completion:
-            async with sem:
-                return await self._acall(req)
-
+        pending = self._next_requests(request, 0, n)
         while True:
-            results = await asyncio.gather(*(one(r) for r in pending))
-            for part in results:
-                if not part.choices:
-                    raise MalformedResponseError(
-                        "The server returned no choices. Check that the model is loaded and "
-                        "the request is valid for it.",
-                        backend=self.backend.name,
-                    )
-                parts.append(part)
-                have += len(part.choices)
+            have = self._collect(parts, await self._acall_all(pending), have)
             if have >= n:
                 return self._finish(parts, n, dropped, started)
             pending = self._next_requests(request, have, n)
@@ -625,6 +624,8 @@ class LLM:
         """Async twin of :meth:`embed`; the batches run concurrently."""
         started = time.perf_counter()
         batches = self._embed_batches(texts, batch_size)
+        import asyncio
+
         sem = asyncio.Semaphore(self.max_concurrency)
 
         async def one(batch: list[str]) -> Embeddings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import math
 import re
@@ -192,6 +191,8 @@ class FakeBackend(Backend):
 
     async def aembed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
         if self.latency:
+            import asyncio
+
             await asyncio.sleep(self.latency)
         return self._embeddings(texts)
 
@@ -202,6 +203,8 @@ class FakeBackend(Backend):
 
     async def acomplete(self, request: Request) -> Completion:
         if self.latency:
+            import asyncio
+
             await asyncio.sleep(self.latency)
         return self._completion(request)
 

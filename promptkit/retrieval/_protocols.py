@@ -6,7 +6,6 @@ imports it for its field types.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, Union, runtime_checkable
@@ -199,6 +198,8 @@ async def aembed(
     if method is not None:
         vectors, model = _from_result(await method(items), len(items))
         return _matrix(vectors, len(items)), model
+    import asyncio
+
     return await asyncio.to_thread(embed, embedder, items)
 
 
