@@ -16,6 +16,7 @@ from __future__ import annotations
 import difflib
 import functools
 import operator
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -81,13 +82,20 @@ def environment() -> jinja2.Environment:
     )
 
 
+_TRIVIAL = re.compile(r"\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}")
+
+
 class _Compiled:
-    __slots__ = ("source", "template", "variables")
+    __slots__ = ("source", "template", "trivial", "variables")
 
     def __init__(self, source: str, template: jinja2.Template, variables: frozenset[str]) -> None:
         self.source = source
         self.template = template
         self.variables = variables
+        # A template that is one bare variable ("{{ input }}", the default user turn)
+        # renders a str value as that very str: no need to set up a jinja2 context.
+        m = _TRIVIAL.fullmatch(source)
+        self.trivial = m.group(1) if m else None
 
 
 @functools.lru_cache(maxsize=2048)
@@ -108,6 +116,10 @@ def compile_template(source: str, name: str = "<template>") -> _Compiled:
 
 def render_compiled(compiled: _Compiled, context: Mapping[str, Any], *, name: str) -> str:
     """Render with promptkit's errors in place of jinja2's."""
+    if compiled.trivial is not None:
+        value = context.get(compiled.trivial)
+        if type(value) is str:
+            return value
     try:
         return compiled.template.render(context)
     except (SecurityError, OverflowError) as exc:

@@ -102,3 +102,14 @@ def test_history_kept_literally_in_order(turns: list[tuple[str, str]], new: str)
     msgs = c.render(input=new)
     expected = [x for pair in turns for x in pair] + [new]
     assert [m.content for m in msgs[1:]] == expected
+
+
+@settings(max_examples=200)
+@given(texts)
+def test_bare_variable_fast_path_equals_jinja(text: str) -> None:
+    from promptkit._render import compile_template, render_compiled
+
+    for source in ("{{ v }}", "{{v}}", "{{- v -}}"):
+        compiled = compile_template(source)
+        assert compiled.trivial == "v"
+        assert render_compiled(compiled, {"v": text}, name="t") == compiled.template.render(v=text)
