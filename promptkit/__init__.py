@@ -14,7 +14,7 @@ Importing promptkit is light: backends import httpx or llama.cpp only when they 
 from typing import TYPE_CHECKING, Any
 
 from ._completion import Choice, Completion, TokenLogprob, Usage
-from ._config import ResolvedConfig, connect, resolve_config
+from ._config import ResolvedConfig, config_profiles, connect, resolve_config
 from ._errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -341,6 +341,7 @@ __all__ = [
     "arun_perspectives",
     "astructured",
     "astructured_result",
+    "config_profiles",
     "connect",
     "evaluate",
     "export_openai_batch",

@@ -60,7 +60,14 @@ from ._params import PRESETS, SamplingParams, UnsupportedPolicy
 if TYPE_CHECKING:
     from .backends._base import LLM, ResponseCache
 
-__all__ = ["ResolvedConfig", "Secret", "connect", "find_config_file", "resolve_config"]
+__all__ = [
+    "ResolvedConfig",
+    "Secret",
+    "config_profiles",
+    "connect",
+    "find_config_file",
+    "resolve_config",
+]
 
 logger = logging.getLogger("promptkit")
 
@@ -355,6 +362,20 @@ def find_config_file(
             if isinstance(table, dict):
                 return pyproject, table
     return None
+
+
+def config_profiles(cwd: Path | None = None, env: Mapping[str, str] | None = None) -> list[str]:
+    """The profile names of the configuration file in effect (``[profiles.NAME]``), sorted;
+    empty when there is no file or it has no profiles.
+
+    >>> config_profiles(Path("/"), env={})
+    []
+    """
+    found = find_config_file(cwd, env)
+    if found is None:
+        return []
+    profiles = found[1].get("profiles")
+    return sorted(profiles) if isinstance(profiles, dict) else []
 
 
 def _file_table(path: Path) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -17,6 +18,7 @@ def load(name: str) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"cookbook_{name}", COOKBOOK / f"{name}.py")
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # so pydantic models in a recipe resolve their types
     spec.loader.exec_module(module)
     return module
 
@@ -178,7 +180,7 @@ def test_recipes_use_the_public_api_only() -> None:
         text = path.read_text(encoding="utf-8")
         assert "promptkit._" not in text and "from promptkit." not in text, path.name
         assert 'if __name__ == "__main__":' in text, path.name
-        assert "pk.connect()" in text, path.name
+        assert "pk.connect(" in text, path.name
 
 
 def test_compare_techniques(capsys: pytest.CaptureFixture[str]) -> None:
@@ -218,3 +220,70 @@ def test_compare_techniques(capsys: pytest.CaptureFixture[str]) -> None:
     sc_params = [r.params for r in fake.requests if r.params.get("temperature") == 0.7]
     assert len(sc_params) == 12 and all(p["max_tokens"] == 40 for p in sc_params)
     assert fake.requests[0].params == {"temperature": 0.0, "top_p": 1.0, "max_tokens": 8}
+
+
+def test_self_consistency() -> None:
+    mod = load("self_consistency")
+    replies = iter(["5*6=30, 30-4=26. The answer is 26."] * 3 + ["The answer is 24."] * 2)
+    fake = FakeBackend(lambda r: next(replies))
+    vote = mod.main(LLM(fake))
+    assert vote.answer == "26" and vote.counts == {"26": 3, "24": 2}
+    assert vote.agreement == 0.6 and len(vote.samples) == 5
+    assert fake.requests[0].params["n"] == 5 and fake.requests[0].params["temperature"] == 0.8
+
+
+def test_chaining() -> None:
+    mod = load("chaining")
+    fake = FakeBackend(
+        [
+            "Problem: wrong colour kettle.\nAsk: swap it.",
+            "Sorry about the mix-up, Priya; we will swap it.",
+            "Your kettle swap",
+        ]
+    )
+    out = mod.main(LLM(fake))
+    assert out == {
+        "facts": "Problem: wrong colour kettle.\nAsk: swap it.",
+        "reply": "Sorry about the mix-up, Priya; we will swap it.",
+        "subject": "Your kettle swap",
+    }
+    assert mod.TICKET in last_user(fake.requests[0])  # in its delimited section
+    assert last_user(fake.requests[1]) == "Points:\nProblem: wrong colour kettle.\nAsk: swap it."
+    assert last_user(fake.requests[2]) == "Sorry about the mix-up, Priya; we will swap it."
+
+
+def test_refinement() -> None:
+    mod = load("refinement")
+    fake = FakeBackend(
+        ["A bottle.", "Too vague: say what it keeps cold.", "Keeps drinks cold.", "OK"]
+    )
+    assert mod.main(LLM(fake)) == "Keeps drinks cold."
+    assert last_user(fake.requests[2]).startswith("Description: A bottle.\n\nCritique: Too vague")
+    assert len(fake.requests) == 4  # draft, critique, revise, critique approves
+
+
+def test_structured_output() -> None:
+    mod = load("structured_output")
+    fake = FakeBackend(
+        [
+            '{"product": "headphones", "category": "broken", "urgent": true}',
+            '{"product": "headphones", "category": "defect", "urgent": true}',
+        ]
+    )
+    ticket = mod.main(LLM(fake))
+    assert ticket == mod.Ticket(product="headphones", category="defect", urgent=True)
+    # the first reply failed validation; its errors went back to the model
+    retry = [m.content for m in fake.requests[1].messages or []]
+    assert any("category" in c for c in retry[2:])
+
+
+def test_backends(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    mod = load("backends")
+    fake = FakeBackend(
+        ["Council plans 5,000 trees."], supports=["temperature", "top_p", "max_tokens"]
+    )
+    reply = mod.main(LLM(fake, on_unsupported="drop"))
+    assert reply.dropped == {"top_k": "the fake backend cannot honour top_k"}
+    assert "not honoured here: ['top_k']" in capsys.readouterr().out
+    monkeypatch.setenv("PROMPTKIT_RECIPE_BACKENDS", "fake:m1, ollama:llama3.2")
+    assert mod.targets() == [{"backend": "fake:m1"}, {"backend": "ollama:llama3.2"}]
