@@ -203,7 +203,21 @@ class ContextLengthError(BadRequestError):
 
 
 class RateLimitError(BackendError):
-    """429 Too Many Requests, still so after every retry."""
+    """429 Too Many Requests, still so after every retry.
+
+    ``retry_after`` is how many seconds the last 429 reply asked to wait (its
+    ``Retry-After`` or ``retry-after-ms`` header), or None when it did not say. The batch
+    runner pauses for it before sending the input again.
+
+    >>> RateLimitError("slow down", status=429, retry_after=2.0).retry_after
+    2.0
+    """
+
+    retry_after: float | None = None
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kw: Any) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, **kw)
 
 
 class ServerError(BackendError):

@@ -28,9 +28,11 @@ __all__ = [
     "NO_REPETITION",
     "PRECISE",
     "PRESETS",
+    "SAMPLING_FIELDS",
     "SHORT",
     "SamplingParams",
     "UnsupportedPolicy",
+    "merge_params",
 ]
 
 UnsupportedPolicy = Literal["error", "warn", "drop"]
@@ -149,6 +151,24 @@ class SamplingParams(BaseModel):
         if not isinstance(other, SamplingParams):
             return NotImplemented
         return self.merge(other)
+
+
+#: The sampling parameters promptkit models by name: every :class:`SamplingParams` field
+#: but ``extra``, in declaration order. Backends declare what they support from it.
+SAMPLING_FIELDS: tuple[str, ...] = tuple(k for k in SamplingParams.model_fields if k != "extra")
+
+
+def merge_params(base: SamplingParams | None, top: SamplingParams | None) -> SamplingParams | None:
+    """``top`` over ``base``, field by field; either may be None.
+
+    >>> merge_params(PRECISE, None) is PRECISE, merge_params(None, SHORT) is SHORT
+    (True, True)
+    >>> merge_params(PRECISE, SHORT)
+    SamplingParams(temperature=0.0, top_p=1.0, max_tokens=64)
+    """
+    if base is None:
+        return top
+    return base if top is None else base.merge(top)
 
 
 def _parameter_error(exc: ValidationError, data: dict[str, Any]) -> ParameterError:

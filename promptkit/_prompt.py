@@ -58,7 +58,7 @@ from pydantic import (
 
 from ._errors import InputValidationError, PromptError
 from ._messages import Message, StrictModel, fast_message
-from ._params import SamplingParams
+from ._params import SamplingParams, merge_params
 from ._render import (
     ExtraVars,
     _Compiled,
@@ -194,6 +194,16 @@ class Perspective(StrictModel):
         return _single_line(v, "a perspective name")
 
 
+async def arender_prompt(prompt: Any, variables: Mapping[str, Any]) -> list[Message]:
+    """``await prompt.arender(**variables)``: a retriever's or example selector's I/O off
+    the event loop. A prompt-like object with only ``render()`` is rendered with it."""
+    arender = getattr(prompt, "arender", None)
+    messages: list[Message] = (
+        prompt.render(**variables) if arender is None else await arender(**variables)
+    )
+    return messages
+
+
 # --------------------------------------------------------------------------- base prompt
 
 
@@ -240,9 +250,7 @@ class PromptBase(StrictModel):
     # ------------------------------------------------------------------ running
 
     def _params(self, params: SamplingParams | None) -> SamplingParams | None:
-        if self.params is None:
-            return params
-        return self.params.merge(params) if params is not None else self.params
+        return merge_params(self.params, params)
 
     @overload
     def run(

@@ -63,7 +63,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from ._completion import Choice, Completion
+from ._completion import Completion
 from ._errors import (
     AuthenticationError,
     BackendError,
@@ -79,7 +79,7 @@ from ._errors import (
     RateLimitError,
     ServerError,
 )
-from ._params import SamplingParams, UnsupportedPolicy
+from ._params import SamplingParams, UnsupportedPolicy, merge_params
 from .runner import BatchItem, BatchResult, _summarize
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ def export_openai_batch(
         )
     llm = LLM(backend, on_unsupported="error" if on_unsupported == "error" else "drop")
     dropped: set[str] = set()
-    merged = prompt.params.merge(params) if prompt.params and params else (params or prompt.params)
+    merged = merge_params(prompt.params, params)
     chat = endpoint == "/v1/chat/completions"
 
     tmp = out.with_name(out.name + ".tmp")
@@ -187,22 +187,21 @@ def export_openai_batch(
                     )
                 try:
                     if chat:
-                        request, _, gone = llm._prepare(
-                            prompt.render(**value), None, merged, {}, response_format, None
+                        request, gone = llm.prepare_request(
+                            prompt.render(**value), params=merged, response_format=response_format
                         )
                     else:
-                        request, _, gone = llm._prepare(
-                            None, prompt.render_text(**value), merged, {}, None, None
+                        request, gone = llm.prepare_request(
+                            prompt=prompt.render_text(**value), params=merged
                         )
                 except PromptError as exc:
                     raise InputValidationError(f"Input {index} cannot be rendered: {exc}") from exc
                 dropped.update(gone)
-                _, content, _, _, _ = backend._body(request, False)
                 line = {
                     "custom_id": f"{id_prefix}-{index}",
                     "method": "POST",
                     "url": endpoint,
-                    "body": json.loads(content),
+                    "body": backend.build_body(request),
                 }
                 f.write(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n")
                 count += 1
@@ -287,7 +286,7 @@ def _error_parts(err: Any) -> tuple[str, Any]:
 
 
 def _completion_from(custom_id: str, body: Mapping[str, Any]) -> Completion:
-    from .backends.openai import _chat_logprobs, _text_logprobs, _usage
+    from .backends.openai import _choice, _usage
 
     raw_choices = body.get("choices")
     if not isinstance(raw_choices, list) or not raw_choices:
@@ -296,18 +295,11 @@ def _completion_from(custom_id: str, body: Mapping[str, Any]) -> Completion:
             backend="batch",
             body=json.dumps(body, ensure_ascii=False)[:2000],
         )
-    choices = []
     try:
-        for i, ch in enumerate(raw_choices):
-            if isinstance(ch.get("message"), Mapping):
-                text = ch["message"].get("content") or ""
-                logprobs = _chat_logprobs(ch.get("logprobs"))
-            else:
-                text = ch["text"]
-                logprobs = _text_logprobs(ch.get("logprobs"))
-            if not isinstance(text, str):
-                raise TypeError("the choice's text is not a string")
-            choices.append(Choice(text, ch.get("index", i), ch.get("finish_reason"), logprobs))
+        choices = [
+            _choice(ch, i, isinstance(ch.get("message"), Mapping))
+            for i, ch in enumerate(raw_choices)
+        ]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise MalformedResponseError(
             f"Batch request {custom_id!r}: a choice lacks an expected field "

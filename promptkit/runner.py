@@ -65,11 +65,13 @@ reply served from the response cache gives its budget back.
 
 ADAPTIVE SLOW-DOWN. When a request still fails with :class:`~promptkit.RateLimitError`
 after the backend's own retries, the runner (1) pauses every worker for the server's
-``retry_after`` if the error carries one, else for an exponential backoff (1 s, 2 s, 4 s
-... at most 60 s); (2) halves the number of requests in flight (at most once per pause;
-it grows back by one after each run of that many successes); and (3) puts the input back
-in the queue, at most ``max_rate_limit_retries`` times, after which the 429 is recorded as
-the input's failure. An exhausted quota (``insufficient_quota``) is recorded at once.
+``retry_after`` if the error carries one (up to 5 minutes: a server asking for longer is
+recorded as the input's failure at once rather than stalling the batch), else for an
+exponential backoff (1 s, 2 s, 4 s ... at most 60 s); (2) halves the number of requests
+in flight (at most once per pause; it grows back by one after each run of that many
+successes); and (3) puts the input back in the queue, at most ``max_rate_limit_retries``
+times, after which the 429 is recorded as the input's failure. An exhausted quota
+(``insufficient_quota``) is recorded at once.
 
 PROGRESS. ``progress=None`` shows a progress bar on stderr when stderr is a terminal;
 ``True`` forces it (a plain line every 10 s when not a terminal), ``False`` hides it.
@@ -104,7 +106,7 @@ from ._errors import (
     PromptkitError,
     RateLimitError,
 )
-from ._params import SamplingParams
+from ._params import SamplingParams, merge_params
 from ._progress import Progress
 
 if TYPE_CHECKING:
@@ -123,6 +125,8 @@ __all__ = [
 
 _FORMAT_VERSION = 1
 _MAX_BACKOFF = 60.0
+#: The longest server-requested pause a batch waits for; longer is the input's failure.
+_MAX_RETRY_AFTER = 300.0
 
 
 # --------------------------------------------------------------------------- results
@@ -792,7 +796,7 @@ class _Run:
         self.prompt = prompt
         self.llm = llm
         self.params = params
-        self.call_params = _merge(prompt.params, params)
+        self.call_params = merge_params(prompt.params, params)
         self.effective = llm.params.merge(self.call_params) if self.call_params else llm.params
         self.concurrency = concurrency
         self.clock = clock
@@ -850,7 +854,8 @@ class _Run:
         self._record(item)
 
     def _next_job(self) -> _Job | None:
-        """The next job: a re-queued one first, then the next input not done yet."""
+        """The next job: a re-queued one (already rendered) first, then the next input not
+        done yet (to be rendered)."""
         if self.retry:
             return self.retry.popleft()
         while not self.exhausted:
@@ -881,15 +886,22 @@ class _Run:
                 )
                 self._finish(job, None, err)
                 continue
-            try:
-                job.messages = self.prompt.render(**value)
-            except PromptkitError as exc:
-                self._finish(job, None, exc)
-                continue
-            if self.tpm is not None:
-                job.estimate = _estimate_tokens(job.messages, self.effective)
             return job
         return None
+
+    async def _render(self, job: _Job) -> bool:
+        """Render a new job's messages (a retriever's I/O off the event loop); False when
+        rendering failed, which is the input's result."""
+        from ._prompt import arender_prompt
+
+        try:
+            job.messages = await arender_prompt(self.prompt, job.value)
+        except PromptkitError as exc:
+            self._finish(job, None, exc)
+            return False
+        if self.tpm is not None:
+            job.estimate = _estimate_tokens(job.messages, self.effective)
+        return True
 
     # ------------------------------------------------------------------ workers
 
@@ -905,7 +917,8 @@ class _Run:
             job = self._next_job()
             if job is None:
                 return
-            await self._attempt(job)
+            if job.messages is not None or await self._render(job):
+                await self._attempt(job)
 
     async def _attempt(self, job: _Job) -> None:
         assert job.messages is not None
@@ -946,15 +959,16 @@ class _Run:
         self._finish(job, completion, None)
 
     def _rate_limited(self, job: _Job, exc: RateLimitError) -> None:
-        if _is_quota(exc) or job.rate_limited >= self.max_rate_limit_retries:
+        after = exc.retry_after
+        too_long = isinstance(after, (int, float)) and after > _MAX_RETRY_AFTER
+        if _is_quota(exc) or too_long or job.rate_limited >= self.max_rate_limit_retries:
             self._finish(job, None, exc)
             return
         job.rate_limited += 1
         self.rate_limited += 1
         self.consecutive_429 += 1
         now = self.clock.monotonic()
-        after = getattr(exc, "retry_after", None)
-        if isinstance(after, (int, float)) and after >= 0:
+        if isinstance(after, (int, float)) and math.isfinite(after) and after >= 0:
             delay = float(after)
         else:
             delay = min(_MAX_BACKOFF, 2.0 ** (self.consecutive_429 - 1))
@@ -1021,12 +1035,6 @@ class _Run:
             wall_s=time.perf_counter() - started, rate_limited=self.rate_limited
         )
         return BatchResult(items, summary)
-
-
-def _merge(a: SamplingParams | None, b: SamplingParams | None) -> SamplingParams | None:
-    if a is None:
-        return b
-    return a.merge(b) if b is not None else a
 
 
 def _known_len(inputs: Iterable[Any]) -> int | None:

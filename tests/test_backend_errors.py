@@ -185,6 +185,38 @@ def test_insufficient_quota_is_not_retried(mock: respx.MockRouter) -> None:
     assert route.call_count == 1
 
 
+def test_rate_limit_error_carries_the_last_retry_after(mock: respx.MockRouter) -> None:
+    route = mock.post("/chat/completions").mock(
+        side_effect=responses(
+            httpx.Response(429, json={"error": {"message": "busy"}}, headers={"Retry-After": "9"}),
+            httpx.Response(429, json={"error": {"message": "busy"}}, headers={"Retry-After": "4"}),
+        )
+    )
+    backend, sleeps = make(max_retries=1)
+    with pytest.raises(RateLimitError) as info:
+        LLM(backend).complete("x")
+    assert route.call_count == 2 and sleeps.waits == [9.0]
+    assert info.value.retry_after == 4.0 and info.value.attempts == 2
+
+
+def test_rate_limit_error_retry_after_without_retries_async_ms_and_absent(
+    mock: respx.MockRouter,
+) -> None:
+    route = mock.post("/chat/completions").mock(
+        side_effect=responses(
+            httpx.Response(429, headers={"retry-after-ms": "1500"}),
+            httpx.Response(429, json={"error": {"message": "busy"}}),
+        )
+    )
+    backend, sleeps = make(max_retries=0)
+    with pytest.raises(RateLimitError) as info:
+        asyncio.run(LLM(backend).acomplete("x"))
+    assert info.value.retry_after == 1.5 and sleeps.waits == []
+    with pytest.raises(RateLimitError) as info:
+        LLM(backend).complete("x")
+    assert info.value.retry_after is None and route.call_count == 2
+
+
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 520])
 def test_5xx_retried_up_to_the_limit(mock: respx.MockRouter, status: int) -> None:
     route = mock.post("/chat/completions").respond(status, text="<html>bad gateway</html>")

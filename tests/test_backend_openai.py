@@ -503,3 +503,25 @@ def test_close_and_reuse(mock: respx.MockRouter) -> None:
 
     assert asyncio.run(run()) == "ok"
     assert asyncio.run(run()) == "ok"  # a new event loop gets a new async client
+
+
+@pytest.mark.parametrize("official", [True, False])
+def test_build_body_is_the_body_complete_posts(official: bool) -> None:
+    base = OPENAI if official else BASE
+    with respx.mock(base_url=base) as router:
+        route = router.post("/chat/completions").respond(json=chat_reply("ok"))
+        text_route = router.post("/completions").respond(
+            json={"choices": [{"index": 0, "text": "ok", "finish_reason": "stop"}]}
+        )
+        backend = OpenAIBackend(model="gpt-4o-mini", base_url=base, api_key=KEY)
+        llm = LLM(backend)
+        rf = {"name": "r", "schema": {"type": "object"}}
+        request, _ = llm.prepare_request(
+            "Hi", max_tokens=5, logprobs=True, response_format=rf, extra={"user": "u1"}
+        )
+        llm.complete("Hi", max_tokens=5, logprobs=True, response_format=rf, extra={"user": "u1"})
+        assert backend.build_body(request) == body_of(route)
+        assert ("max_completion_tokens" in body_of(route)) is official
+        text_request, _ = llm.prepare_request(prompt="Once", max_tokens=5, top_logprobs=2)
+        llm.complete_prompt("Once", max_tokens=5, top_logprobs=2)
+        assert backend.build_body(text_request) == body_of(text_route)

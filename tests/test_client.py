@@ -169,3 +169,22 @@ def test_complete_prompt_uses_completion_endpoint() -> None:
     assert done.text == "continued"
     assert fake.requests[0].messages is None
     assert (fake.requests[0].prompt or "").endswith("### Assistant:\n")
+
+
+def test_prepare_request_is_the_request_complete_sends() -> None:
+    fake = FakeBackend(["a", "b"], supports=["temperature", "max_tokens"])
+    llm = LLM(fake, params=SamplingParams(max_tokens=7), on_unsupported="drop")
+    rf = {"name": "r", "schema": {"type": "object"}, "strict": True}
+    request, dropped = llm.prepare_request(
+        "Hi", temperature=0.5, top_k=3, response_format=rf, timeout=3
+    )
+    done = llm.complete("Hi", temperature=0.5, top_k=3, response_format=rf, timeout=3)
+    assert fake.requests == [request]
+    assert request.params == {"max_tokens": 7, "temperature": 0.5}
+    assert dropped == done.dropped == {"top_k": "the fake backend cannot honour top_k"}
+    text_request, none = llm.prepare_request(prompt="Once upon", temperature=0.1)
+    llm.complete_prompt("Once upon", temperature=0.1)
+    assert fake.requests[1] == text_request and text_request.messages is None and none == {}
+    for wrong in ({}, {"messages": "x", "prompt": "y"}):
+        with pytest.raises(pk.ParameterError, match="exactly one"):
+            llm.prepare_request(**wrong)

@@ -74,3 +74,39 @@ def test_merge_validates_and_merges_extra() -> None:
 def test_params_are_immutable() -> None:
     with pytest.raises(Exception, match="frozen"):
         pk.PRECISE.temperature = 1.0  # type: ignore[misc]
+
+
+def test_sampling_fields_and_what_each_backend_supports() -> None:
+    """The one list of sampling parameter names, and the sets the backends derive from it
+    (pinned: a new SamplingParams field must be added to each backend on purpose)."""
+    from promptkit._params import SAMPLING_FIELDS
+    from promptkit.backends.fake import ALL_PARAMS
+    from promptkit.backends.llamacpp import LlamaCppBackend
+    from promptkit.backends.ollama import OllamaBackend
+    from promptkit.backends.openai import OPENAI_PARAMS, LlamaServerBackend, OpenAIBackend
+    from promptkit.backends.vllm import VLLMBackend
+    from promptkit.prompty import _core
+
+    assert SAMPLING_FIELDS == (
+        "temperature", "top_p", "top_k", "min_p", "repetition_penalty", "max_tokens",
+        "frequency_penalty", "presence_penalty", "stop", "logprobs", "top_logprobs", "seed",
+        "n",
+    )  # fmt: skip
+    assert _core.SAMPLING_FIELDS is SAMPLING_FIELDS
+    every = frozenset(SAMPLING_FIELDS)
+    assert ALL_PARAMS == every == VLLMBackend.supports
+    assert LlamaCppBackend.supports == OllamaBackend.supports == every - {"n"}
+    assert (
+        OpenAIBackend.supports == OPENAI_PARAMS == every - {"top_k", "min_p", "repetition_penalty"}
+    )
+    assert LlamaServerBackend.supports == every - {"n"}
+
+
+def test_merge_params_takes_either_side_or_both() -> None:
+    from promptkit._params import merge_params
+
+    assert merge_params(None, None) is None
+    assert merge_params(pk.PRECISE, None) is pk.PRECISE
+    assert merge_params(None, pk.SHORT) is pk.SHORT
+    both = merge_params(pk.PRECISE, SamplingParams(temperature=0.5, max_tokens=9))
+    assert both == SamplingParams(temperature=0.5, top_p=1.0, max_tokens=9)

@@ -7,6 +7,8 @@ import asyncio
 import io
 import itertools
 import json
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from promptkit import LLM, FakeBackend, SamplingParams
 from promptkit._cache import Cache
 from promptkit._progress import Progress
 from promptkit.backends._base import Request
-from promptkit.runner import BatchResult, _ResultsFile, _TokenBucket, run_batch
+from promptkit.runner import BatchResult, _ResultsFile, _TokenBucket, arun_batch, run_batch
 
 PROMPT = pk.ZeroShot(instruction="Echo.")
 
@@ -412,9 +414,7 @@ def test_429_requeues_pauses_and_succeeds() -> None:
         stamps.append((text, clock.now))
         if failures.get(text, 0) > 0:
             failures[text] -= 1
-            err = pk.RateLimitError("slow down", status=429)
-            err.retry_after = 3.0  # type: ignore[attr-defined]
-            raise err
+            raise pk.RateLimitError("slow down", status=429, retry_after=3.0)
         return echo(request)
 
     result = run_batch(
@@ -426,6 +426,50 @@ def test_429_requeues_pauses_and_succeeds() -> None:
     assert len(tries) == 3
     # retry_after honoured: each retry waits 3 s
     assert tries[1] - tries[0] == pytest.approx(3.0) and tries[2] - tries[1] == pytest.approx(3.0)
+
+
+def test_429_retry_after_from_a_fake_backend_replaces_the_backoff() -> None:
+    """Real clock: the input is re-sent after the error's retry_after (0.01 s), not after
+    the 1 s backoff used when the error carries none."""
+    fake = FakeBackend([pk.RateLimitError("slow down", status=429, retry_after=0.01), "ok"])
+    started = time.perf_counter()
+    result = asyncio.run(arun_batch(PROMPT, LLM(fake), inputs(1), progress=False))
+    elapsed = time.perf_counter() - started
+    assert result.texts == ["ok"] and result.summary.rate_limited == 1
+    assert len(fake.requests) == 2
+    assert 0.01 <= elapsed < 0.9
+
+
+def test_429_asking_for_more_than_five_minutes_is_the_inputs_failure() -> None:
+    """A server asking to wait a day does not stall the batch: that input fails at once."""
+    fake = FakeBackend([pk.RateLimitError("come back tomorrow", status=429, retry_after=86400)])
+    started = time.perf_counter()
+    result = asyncio.run(arun_batch(PROMPT, LLM(fake), inputs(1), progress=False))
+    assert time.perf_counter() - started < 5
+    assert result.summary.failed == 1 and len(fake.requests) == 1
+    assert isinstance(result.items[0].error, pk.RateLimitError)
+
+
+def test_429_retry_after_header_reaches_the_runner() -> None:
+    """An HTTP 429's Retry-After, once the backend's own retries are spent, is the pause."""
+    import httpx
+    import respx
+
+    from promptkit.backends.openai import OpenAIBackend
+
+    ok = {"choices": [{"index": 0, "message": {"content": "ok"}, "finish_reason": "stop"}]}
+    replies = [
+        httpx.Response(429, json={"error": {"message": "busy"}}, headers={"Retry-After": "7"}),
+        httpx.Response(200, json=ok),
+    ]
+    clock = FakeClock()
+    with respx.mock(base_url="http://testserver/v1") as router:
+        route = router.post("/chat/completions").mock(side_effect=replies)
+        backend = OpenAIBackend(model="m", base_url="http://testserver/v1", max_retries=0)
+        result = run_batch(PROMPT, LLM(backend), inputs(1), clock=clock, progress=False)
+    assert result.texts == ["ok"] and result.summary.rate_limited == 1
+    assert route.call_count == 2
+    assert clock.sleeps == [7.0] and clock.now == 7.0
 
 
 def test_429_backoff_and_failure_after_max_retries() -> None:
@@ -464,15 +508,19 @@ def test_exhausted_quota_is_not_retried() -> None:
 
 def test_429_halves_concurrency() -> None:
     clock = FakeClock()
-    state = {"active": 0, "hit": False}
+    # "after": requests started after the 429 and still running. Requests that were already
+    # in flight are not counted: with the fake clock the pause takes no real time, so on a
+    # busy machine they may still be running when the new ones start.
+    state = {"after": 0, "hit": False}
     entries: list[int] = []
 
     class Backend(FakeBackend):
         async def acomplete(self, request: Request) -> pk.Completion:
-            state["active"] += 1
+            started_after = state["hit"]
+            if started_after:
+                state["after"] += 1
+                entries.append(state["after"])
             try:
-                if state["hit"]:
-                    entries.append(state["active"])
                 await asyncio.sleep(0.001)
                 assert request.messages is not None
                 if request.messages[-1].content == "x0" and not state["hit"]:
@@ -480,16 +528,48 @@ def test_429_halves_concurrency() -> None:
                     raise pk.RateLimitError("slow down", status=429)
                 return await super().acomplete(request)
             finally:
-                state["active"] -= 1
+                if started_after:
+                    state["after"] -= 1
 
     result = run_batch(
         PROMPT, LLM(Backend(echo)), inputs(40), concurrency=8, clock=clock, progress=False
     )
     assert result.summary.ok == 40 and result.summary.rate_limited == 1
-    # requests already in flight finish; new ones start under the halved limit (4), which
-    # grows back by one after each run of that many successes
+    # new requests start under the halved limit (4), which grows back by one after each
+    # run of that many successes
     assert max(entries[:8]) <= 5
     assert len(entries) == 40 + 1 - 8  # the re-queued x0 and those after the 429
+
+
+class ThreadRecorder:
+    """A sync-only retriever that records the thread each retrieval runs on."""
+
+    def __init__(self) -> None:
+        self.threads: list[int] = []
+
+    def retrieve(self, query: str, k: int) -> list[pk.Document]:
+        self.threads.append(threading.get_ident())
+        return [pk.Document(id="kb", text=f"About {query}.")]
+
+
+def test_async_batch_retrieves_off_the_event_loop() -> None:
+    """Inputs are rendered with arender(): a sync retriever runs in a worker thread, not
+    on the event loop's; what is sent is what render() shows."""
+    recorder = ThreadRecorder()
+    rag = pk.Context(instruction="Answer.", template="{{ question }}", retriever=recorder, k=1)
+    fake = FakeBackend(echo)
+    questions = [{"question": f"q{i}"} for i in range(4)]
+
+    async def go() -> tuple[int, BatchResult]:
+        loop_thread = threading.get_ident()
+        result = await arun_batch(rag, LLM(fake), questions, concurrency=2, progress=False)
+        return loop_thread, result
+
+    loop_thread, result = asyncio.run(go())
+    assert result.summary.ok == 4
+    assert len(recorder.threads) == 4 and loop_thread not in recorder.threads
+    sent = sorted((list(r.messages or []) for r in fake.requests), key=lambda m: m[-1].content)
+    assert sent == [rag.render(**q) for q in questions]
 
 
 # --------------------------------------------------------------------------- cache, progress

@@ -282,6 +282,36 @@ class LLM:
 
     # ------------------------------------------------------------------ request building
 
+    def prepare_request(
+        self,
+        messages: MessagesLike | None = None,
+        *,
+        prompt: str | None = None,
+        params: SamplingParams | None = None,
+        response_format: dict[str, Any] | None = None,
+        timeout: float | None = None,
+        **overrides: Any,
+    ) -> tuple[Request, dict[str, str]]:
+        """The :class:`Request` that :meth:`complete` would hand the backend for these
+        arguments (or :meth:`complete_prompt`, given ``prompt=`` raw text instead of
+        ``messages``), and the parameters left out of it as unsupported (``{name:
+        reason}``, per ``on_unsupported``). Nothing is sent: this is for tools that write
+        requests down, such as batch files. ``n`` is in the request only when the backend
+        takes it natively (otherwise :meth:`complete` sends one request per choice).
+
+        >>> from promptkit import LLM, FakeBackend
+        >>> llm = LLM(FakeBackend(supports=["temperature"]), on_unsupported="drop")
+        >>> request, dropped = llm.prepare_request("Hi", temperature=0, top_k=5)
+        >>> request.messages[0].content, request.params, dropped
+        ('Hi', {'temperature': 0.0}, {'top_k': 'the fake backend cannot honour top_k'})
+        """
+        if (messages is None) == (prompt is None):
+            raise ParameterError("prepare_request() takes messages or prompt=..., exactly one.")
+        request, _, dropped = self._prepare(
+            messages, prompt, params, overrides, response_format, timeout
+        )
+        return request, dropped
+
     def _prepare(
         self,
         messages: MessagesLike | None,

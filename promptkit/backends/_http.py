@@ -11,8 +11,9 @@ connections are retried with exponential backoff and jitter; a ``Retry-After`` h
 ``retry_after_max``. Other 4xx are not retried. The first attempt runs without any retry
 machinery, so a call that succeeds pays nothing for it.
 
-The API key lives in a private holder whose ``repr`` is masked; it is sent only as
-``Authorization: Bearer ...`` and is redacted from every error message and body excerpt.
+The API key lives in a :class:`~promptkit._config.Secret`, whose ``repr`` is masked; it is
+sent only as ``Authorization: Bearer ...`` and is redacted from every error message and
+body excerpt.
 Errors are raised outside of ``except`` blocks, so no httpx or json exception (whose
 request object would carry the headers) is chained to what the user sees.
 """
@@ -27,7 +28,7 @@ import re
 import ssl
 import threading
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -36,6 +37,8 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import tenacity
 
+from .._completion import Completion
+from .._config import Secret
 from .._errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -49,7 +52,7 @@ from .._errors import (
     RateLimitError,
     ServerError,
 )
-from ._base import Backend
+from ._base import Backend, Embeddings, Request
 
 __all__ = ["HTTPBackend", "RetryPolicy", "SSEDecoder", "dumps", "loads"]
 
@@ -78,23 +81,6 @@ _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{6})[A-Za-z0-9_\-]+")
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class _Secret:
-    """Holds the API key; its repr never shows it."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "'**********'"
-
-    __str__ = __repr__
 
 
 def dumps(body: Mapping[str, Any]) -> bytes:
@@ -140,13 +126,13 @@ def _ssl_context() -> ssl.SSLContext:
     return _SSL[0]
 
 
-def _redact(text: str, secret: _Secret | None) -> str:
+def _redact(text: str, secret: Secret | None) -> str:
     if secret is not None and secret.get():
         text = text.replace(secret.get(), "***")
     return _KEY_LIKE.sub(r"\1***", text)
 
 
-def _excerpt(text: str, secret: _Secret | None, limit: int = _EXCERPT) -> str:
+def _excerpt(text: str, secret: Secret | None, limit: int = _EXCERPT) -> str:
     text = " ".join(_redact(text, secret).split())
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -202,6 +188,10 @@ def _server_message(data: Any) -> tuple[str, str]:
             msg = json.dumps(msg, ensure_ascii=False)
         return msg, code
     return "", ""
+
+
+def _is_html(resp: httpx.Response) -> bool:
+    return "html" in resp.headers.get("content-type", "")
 
 
 def _is_context_error(text: str) -> bool:
@@ -330,9 +320,11 @@ class SSEDecoder:
 class HTTPBackend(Backend):
     """Base class of the backends that talk to a server over HTTP.
 
-    Subclasses set ``default_base_url`` and build bodies / parse replies; this class sends
-    them (:meth:`_post`, :meth:`_apost`, :meth:`_open_stream`, :meth:`_aopen_stream`) and
-    maps failures to promptkit errors.
+    Subclasses set ``default_base_url`` and build bodies / parse replies (:meth:`_body`
+    and :meth:`_completion`; :meth:`_embed_body` and :meth:`_embeddings` with
+    ``_embed_url`` for embeddings; ``stream``/``astream``); this class sends them
+    (:meth:`_send`, :meth:`_asend`: ``complete``, ``acomplete``, ``embed`` and ``aembed``
+    are here) and maps failures to promptkit errors.
 
     Options shared by every HTTP backend:
 
@@ -344,6 +336,8 @@ class HTTPBackend(Backend):
     """
 
     default_base_url: ClassVar[str] = ""
+    #: Where :meth:`embed` posts (set by the subclasses that have embeddings).
+    _embed_url: httpx.URL
 
     def __init__(
         self,
@@ -383,7 +377,7 @@ class HTTPBackend(Backend):
                 raise ConfigurationError(f"{opt}={val!r}: expected a number of seconds >= 0.")
         self.model = model or ""
         self._base_url = url
-        self._key = _Secret(api_key) if api_key else None
+        self._key = Secret(api_key) if api_key else None
         self.timeout = float(timeout)
         self.retry = RetryPolicy(
             max_retries=max_retries,
@@ -444,6 +438,56 @@ class HTTPBackend(Backend):
 
     def _url(self, path: str) -> httpx.URL:
         return httpx.URL(self._base_url + path)
+
+    # ------------------------------------------------------------------ calls
+
+    def complete(self, request: Request) -> Completion:
+        url, content, chat, sent, renamed = self._body(request, False)
+        resp, attempts = self._send(url, content, request.timeout)
+        return self._completion(self._json(resp, attempts), chat, sent, renamed, attempts)
+
+    async def acomplete(self, request: Request) -> Completion:
+        url, content, chat, sent, renamed = self._body(request, False)
+        resp, attempts = await self._asend(url, content, request.timeout)
+        return self._completion(self._json(resp, attempts), chat, sent, renamed, attempts)
+
+    def embed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        """Embed one batch: one POST to the backend's embeddings endpoint."""
+        body = self._embed_body(texts)
+        resp, attempts = self._send(self._embed_url, body, timeout)
+        return self._embeddings(self._json(resp, attempts), len(texts), attempts)
+
+    async def aembed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        body = self._embed_body(texts)
+        resp, attempts = await self._asend(self._embed_url, body, timeout)
+        return self._embeddings(self._json(resp, attempts), len(texts), attempts)
+
+    # what subclasses provide: the wire format, one request body and reply at a time
+
+    def _body(
+        self, request: Request, stream: bool
+    ) -> tuple[httpx.URL, bytes, bool, dict[str, Any], dict[str, str]]:
+        """(url, JSON body, chat?, params as sent, renames applied) for ``request``."""
+        raise NotImplementedError
+
+    def _completion(
+        self,
+        data: dict[str, Any],
+        chat: bool,
+        sent: dict[str, Any],
+        renamed: dict[str, str],
+        attempts: int,
+    ) -> Completion:
+        """The Completion of a reply's JSON object (from :meth:`_json`)."""
+        raise NotImplementedError
+
+    def _embed_body(self, texts: Sequence[str]) -> bytes:
+        """The JSON body that embeds ``texts``, posted to ``self._embed_url``."""
+        raise self._no_embeddings()
+
+    def _embeddings(self, data: dict[str, Any], n: int, attempts: int) -> Embeddings:
+        """The Embeddings of a reply's JSON object, for ``n`` texts."""
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ clients
 
@@ -517,7 +561,7 @@ class HTTPBackend(Backend):
             message=_excerpt(message, self._key, 500),
             code=code,
             body=_excerpt(text, self._key),
-            retry_after=_retry_after(resp.headers) if retryable else None,
+            retry_after=_retry_after(resp.headers) if retryable or status == 429 else None,
         )
 
     def _attempt(
@@ -672,22 +716,21 @@ class HTTPBackend(Backend):
         return data
 
     def _check_stream_type(self, resp: httpx.Response, attempts: int) -> None:
-        if "html" in resp.headers.get("content-type", ""):
+        if _is_html(resp):
             resp.close()
-            raise self._malformed(
-                "the streamed reply is HTML: base_url probably points at a web page or a "
-                "proxy rather than the API",
-                attempts,
-            )
+            raise self._html_stream(attempts)
 
     async def _acheck_stream_type(self, resp: httpx.Response, attempts: int) -> None:
-        if "html" in resp.headers.get("content-type", ""):
+        if _is_html(resp):
             await resp.aclose()
-            raise self._malformed(
-                "the streamed reply is HTML: base_url probably points at a web page or a "
-                "proxy rather than the API",
-                attempts,
-            )
+            raise self._html_stream(attempts)
+
+    def _html_stream(self, attempts: int) -> MalformedResponseError:
+        return self._malformed(
+            "the streamed reply is HTML: base_url probably points at a web page or a proxy "
+            "rather than the API",
+            attempts,
+        )
 
     def _read(self, resp: httpx.Response, attempts: int) -> None:
         """Read a streamed reply's whole body (and close it)."""
@@ -846,12 +889,14 @@ class HTTPBackend(Backend):
                 return RateLimitError(
                     f"{self.name}: the account's quota is used up (429).{said} Check your "
                     "plan and billing; retrying will not help.",
+                    retry_after=f.retry_after,
                     **kw,
                 )
             return RateLimitError(
                 f"{self.name} is rate limiting requests (429){tries}.{said} Send fewer "
                 "requests at once (lower max_concurrency), raise max_retries, or check your "
                 "rate limits.",
+                retry_after=f.retry_after,
                 **kw,
             )
         if status >= 500 and _is_no_embeddings(text):

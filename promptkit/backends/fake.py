@@ -12,27 +12,12 @@ from typing import Any, ClassVar
 
 from .._completion import Choice, Completion, Usage
 from .._errors import ConfigurationError
+from .._params import SAMPLING_FIELDS
 from ._base import Backend, Delta, Embeddings, Request, iter_chunks
 
 __all__ = ["FakeBackend", "hashed_embedding"]
 
-ALL_PARAMS = frozenset(
-    {
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "repetition_penalty",
-        "max_tokens",
-        "frequency_penalty",
-        "presence_penalty",
-        "stop",
-        "logprobs",
-        "top_logprobs",
-        "seed",
-        "n",
-    }
-)
+ALL_PARAMS = frozenset(SAMPLING_FIELDS)
 
 Reply = str | Choice | BaseException
 Script = Iterable[Reply] | Callable[[Request], "Reply | list[Reply]"]

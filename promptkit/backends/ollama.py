@@ -11,6 +11,7 @@ import httpx
 
 from .._completion import Choice, Completion, TokenLogprob, Usage
 from .._errors import ConfigurationError, ParameterError
+from .._params import SAMPLING_FIELDS
 from ._base import Delta, Embeddings, Request
 from ._http import HTTPBackend, _Failure, dumps, loads
 
@@ -86,22 +87,8 @@ class OllamaBackend(HTTPBackend):
     """
 
     name: ClassVar[str] = "ollama"
-    supports: ClassVar[frozenset[str]] = frozenset(
-        {
-            "temperature",
-            "top_p",
-            "top_k",
-            "min_p",
-            "max_tokens",
-            "repetition_penalty",
-            "frequency_penalty",
-            "presence_penalty",
-            "seed",
-            "stop",
-            "logprobs",
-            "top_logprobs",
-        }
-    )
+    #: Every sampling parameter but ``n`` (one request gives one choice).
+    supports: ClassVar[frozenset[str]] = frozenset(SAMPLING_FIELDS) - {"n"}
     native_n: ClassVar[bool] = False
     supports_json_schema: ClassVar[bool] = True
     supports_embeddings: ClassVar[bool] = True
@@ -249,16 +236,6 @@ class OllamaBackend(HTTPBackend):
             raw=data,
         )
 
-    def complete(self, request: Request) -> Completion:
-        url, content, chat, sent, renamed = self._body(request, False)
-        resp, attempts = self._send(url, content, request.timeout)
-        return self._completion(self._json(resp, attempts), chat, sent, renamed, attempts)
-
-    async def acomplete(self, request: Request) -> Completion:
-        url, content, chat, sent, renamed = self._body(request, False)
-        resp, attempts = await self._asend(url, content, request.timeout)
-        return self._completion(self._json(resp, attempts), chat, sent, renamed, attempts)
-
     # ------------------------------------------------------------------ embeddings
 
     def _embeddings(self, data: dict[str, Any], n: int, attempts: int) -> Embeddings:
@@ -295,15 +272,6 @@ class OllamaBackend(HTTPBackend):
 
     def _embed_body(self, texts: Sequence[str]) -> bytes:
         return dumps({"model": self.embedding_model or self.model, "input": list(texts)})
-
-    def embed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
-        """Embed one batch: ``POST /api/embed``."""
-        resp, attempts = self._send(self._embed_url, self._embed_body(texts), timeout)
-        return self._embeddings(self._json(resp, attempts), len(texts), attempts)
-
-    async def aembed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
-        resp, attempts = await self._asend(self._embed_url, self._embed_body(texts), timeout)
-        return self._embeddings(self._json(resp, attempts), len(texts), attempts)
 
     # ------------------------------------------------------------------ streaming
 

@@ -21,6 +21,7 @@ import httpx
 
 from .._completion import Choice, Completion, TokenLogprob, Usage
 from .._errors import BadRequestError, ConfigurationError, ParameterError
+from .._params import SAMPLING_FIELDS
 from ._base import Delta, Embeddings, Request
 from ._http import HTTPBackend, SSEDecoder, dumps, loads
 
@@ -31,24 +32,11 @@ __all__ = ["LlamaServerBackend", "OpenAIBackend"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
-#: promptkit parameters the OpenAI API honours.
-OPENAI_PARAMS = frozenset(
-    {
-        "temperature",
-        "top_p",
-        "max_tokens",
-        "frequency_penalty",
-        "presence_penalty",
-        "stop",
-        "logprobs",
-        "top_logprobs",
-        "seed",
-        "n",
-    }
-)
-
 #: Parameters that many OpenAI-compatible servers add (vLLM, llama.cpp).
 SAMPLER_EXTRAS = frozenset({"top_k", "min_p", "repetition_penalty"})
+
+#: promptkit parameters the OpenAI API honours: all but the sampler extras.
+OPENAI_PARAMS = frozenset(SAMPLING_FIELDS) - SAMPLER_EXTRAS
 
 
 def _usage(raw: Any) -> Usage:
@@ -89,6 +77,20 @@ def _text_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
         )
         for tok, lp, top in zip(tokens, values, tops, strict=False)
     )
+
+
+def _choice(raw: Any, i: int, chat: bool) -> Choice:
+    """One entry of a reply's ``choices`` (chat or legacy completions), the ``i``-th.
+    Raises KeyError/TypeError/AttributeError/ValueError when it is malformed."""
+    if chat:
+        text = raw["message"].get("content") or ""
+        logprobs = _chat_logprobs(raw.get("logprobs"))
+    else:
+        text = raw["text"]
+        logprobs = _text_logprobs(raw.get("logprobs"))
+    if not isinstance(text, str):
+        raise TypeError("the choice's text is not a string")
+    return Choice(text, raw.get("index", i), raw.get("finish_reason"), logprobs)
 
 
 def _vector(raw: Any, pool: bool) -> list[float]:
@@ -334,6 +336,21 @@ class OpenAIBackend(HTTPBackend):
             sent.update(request.extra)
         return url, dumps(body), chat, sent, renamed
 
+    def build_body(self, request: Request) -> dict[str, Any]:
+        """The JSON body :meth:`complete` would post for ``request`` (to
+        ``{base_url}/chat/completions`` for messages, ``{base_url}/completions`` for a raw
+        prompt), as plain JSON data. Nothing is sent.
+
+        >>> from promptkit import LLM
+        >>> backend = OpenAIBackend(model="m", base_url="http://127.0.0.1:8000/v1")
+        >>> request, _ = LLM(backend).prepare_request("Hi", max_tokens=5)
+        >>> backend.build_body(request)
+        {'model': 'm', 'messages': [{'role': 'user', 'content': 'Hi'}], 'max_tokens': 5}
+        """
+        _, content, _, _, _ = self._body(request, False)
+        body: dict[str, Any] = json.loads(content)
+        return body
+
     # ------------------------------------------------------------------ replies
 
     def _completion(
@@ -352,17 +369,7 @@ class OpenAIBackend(HTTPBackend):
             raise self._malformed("it has no choices", attempts, dumps(data).decode())
         problem = ""
         try:
-            choices = []
-            for i, ch in enumerate(raw_choices):
-                if chat:
-                    text = ch["message"].get("content") or ""
-                    logprobs = _chat_logprobs(ch.get("logprobs"))
-                else:
-                    text = ch["text"]
-                    logprobs = _text_logprobs(ch.get("logprobs"))
-                if not isinstance(text, str):
-                    raise TypeError("the choice's text is not a string")
-                choices.append(Choice(text, ch.get("index", i), ch.get("finish_reason"), logprobs))
+            choices = [_choice(ch, i, chat) for i, ch in enumerate(raw_choices)]
             usage = _usage(data.get("usage"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
@@ -379,16 +386,6 @@ class OpenAIBackend(HTTPBackend):
             renamed=renamed,
             raw=data,
         )
-
-    def complete(self, request: Request) -> Completion:
-        url, content, chat, sent, renamed = self._body(request, False)
-        resp, attempts = self._send(url, content, request.timeout)
-        return self._completion(self._json(resp, attempts), chat, sent, renamed, attempts)
-
-    async def acomplete(self, request: Request) -> Completion:
-        url, content, chat, sent, renamed = self._body(request, False)
-        resp, attempts = await self._asend(url, content, request.timeout)
-        return self._completion(self._json(resp, attempts), chat, sent, renamed, attempts)
 
     # ------------------------------------------------------------------ embeddings
 
@@ -431,15 +428,6 @@ class OpenAIBackend(HTTPBackend):
             usage=usage,
         )
 
-    def embed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
-        """Embed one batch: ``POST {base_url}/embeddings``."""
-        resp, attempts = self._send(self._embed_url, self._embed_body(texts), timeout)
-        return self._embeddings(self._json(resp, attempts), len(texts), attempts)
-
-    async def aembed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
-        resp, attempts = await self._asend(self._embed_url, self._embed_body(texts), timeout)
-        return self._embeddings(self._json(resp, attempts), len(texts), attempts)
-
     def token_counter(self) -> TokenCounter:
         """tiktoken for ``model`` on the OpenAI API when tiktoken is installed, else the
         approximation."""
@@ -467,6 +455,13 @@ class OpenAIBackend(HTTPBackend):
         except (KeyError, TypeError, AttributeError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
         raise self._malformed(f"a stream event lacks a field ({problem})", attempts, payload)
+
+    def _delta(self, state: _StreamState, payload: str | None, attempts: int) -> Delta | None:
+        """The text Delta of a complete SSE event's payload (None: no event, or no text)."""
+        if payload is None:
+            return None
+        text = self._event(state, payload, attempts)
+        return Delta(text) if text else None
 
     def _end(self, state: _StreamState, attempts: int) -> Delta:
         if not state.done and state.finish is None:
@@ -498,16 +493,12 @@ class OpenAIBackend(HTTPBackend):
         state = _StreamState(chat)
         sse = SSEDecoder()
         for line in self._lines(resp, attempts):
-            payload = sse.feed(line)
-            if payload is not None:
-                text = self._event(state, payload, attempts)
-                if text:
-                    yield Delta(text)
-        payload = sse.flush()
-        if payload is not None:
-            text = self._event(state, payload, attempts)
-            if text:
-                yield Delta(text)
+            delta = self._delta(state, sse.feed(line), attempts)
+            if delta is not None:
+                yield delta
+        delta = self._delta(state, sse.flush(), attempts)
+        if delta is not None:
+            yield delta
         yield self._end(state, attempts)
 
     async def astream(self, request: Request) -> AsyncIterator[Delta]:
@@ -516,26 +507,22 @@ class OpenAIBackend(HTTPBackend):
         await self._acheck_stream_type(resp, attempts)
         if _is_plain_json(resp):
             await self._aread(resp, attempts)
-            for delta in self._whole(resp, chat, sent, attempts):
-                yield delta
+            for part in self._whole(resp, chat, sent, attempts):
+                yield part
             return
         state = _StreamState(chat)
         sse = SSEDecoder()
         async for line in self._alines(resp, attempts):
-            payload = sse.feed(line)
-            if payload is not None:
-                text = self._event(state, payload, attempts)
-                if text:
-                    yield Delta(text)
-        payload = sse.flush()
-        if payload is not None:
-            text = self._event(state, payload, attempts)
-            if text:
-                yield Delta(text)
+            delta = self._delta(state, sse.feed(line), attempts)
+            if delta is not None:
+                yield delta
+        delta = self._delta(state, sse.flush(), attempts)
+        if delta is not None:
+            yield delta
         yield self._end(state, attempts)
 
 
-_KNOWN_PARAMS = OPENAI_PARAMS | SAMPLER_EXTRAS
+_KNOWN_PARAMS = frozenset(SAMPLING_FIELDS)
 
 
 class LlamaServerBackend(OpenAIBackend):

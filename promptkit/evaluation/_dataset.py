@@ -303,6 +303,15 @@ def _record(
     return Record(str(ident), fields, value, source)
 
 
+def _file_record(
+    row: Mapping[str, Any], expected: str, id_field: str, p: Path, line_no: int
+) -> Record:
+    """The record of line ``line_no`` of the file ``p`` (its id defaults to the line)."""
+    return _record(
+        row, expected, id_field, str(line_no), f"{p.name}:{line_no}", path=str(p), line=line_no
+    )
+
+
 def _read_jsonl(p: Path, expected: str, id_field: str) -> list[Record]:
     try:
         text = p.read_text(encoding="utf-8-sig")
@@ -324,17 +333,7 @@ def _read_jsonl(p: Path, expected: str, id_field: str) -> list[Record]:
             raise DatasetError(
                 f"expected a JSON object, got {type(row).__name__}.", path=str(p), line=line_no
             )
-        out.append(
-            _record(
-                row,
-                expected,
-                id_field,
-                str(line_no),
-                f"{p.name}:{line_no}",
-                path=str(p),
-                line=line_no,
-            )
-        )
+        out.append(_file_record(row, expected, id_field, p, line_no))
     return out
 
 
@@ -366,17 +365,7 @@ def _read_csv(p: Path, expected: str, id_field: str) -> list[Record]:
                         line=line_no,
                     )
                 row = dict(zip(names, values, strict=True))
-                out.append(
-                    _record(
-                        row,
-                        expected,
-                        id_field,
-                        str(line_no),
-                        f"{p.name}:{line_no}",
-                        path=str(p),
-                        line=line_no,
-                    )
-                )
+                out.append(_file_record(row, expected, id_field, p, line_no))
         except csv.Error as exc:
             raise DatasetError(
                 f"malformed CSV: {exc}.", path=str(p), line=reader.line_num

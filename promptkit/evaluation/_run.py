@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._completion import Usage
+from .._completion import Completion, Usage
 from .._errors import ConfigurationError, PromptkitError
-from .._params import SamplingParams
+from .._params import SamplingParams, merge_params
 from .._progress import Progress
 from .._prompt import Example, PromptBase
 from ..strategies import extract as _extract
-from ..strategies._plan import PASS_THROUGH, Plan, Strategy, arun_calls, prompt_variables
+from ..strategies._plan import PASS_THROUGH, Plan, Strategy, adrive, prompt_variables
 from ._dataset import Dataset, Record, Split
 from ._errors import EvaluationError, OverlapError
 from ._report import EvalReport, ItemResult, VariantResult
@@ -296,12 +296,6 @@ def _slug(text: str) -> str:
     return slug
 
 
-def _merge(a: SamplingParams | None, b: SamplingParams | None) -> SamplingParams | None:
-    if a is None:
-        return b
-    return a if b is None else a.merge(b)
-
-
 def _show(progress: bool | None) -> bool:
     if progress is not None:
         return progress
@@ -354,7 +348,7 @@ async def _run_prompt(
         variant.prompt,
         llm,
         variables,
-        params=_merge(opts.params, variant.params),
+        params=merge_params(opts.params, variant.params),
         concurrency=opts.concurrency,
         out=out,
         progress=opts.progress,
@@ -383,27 +377,21 @@ async def _run_prompt(
 
 
 async def _adrive_counting(plan: Plan[Any], llm: LLM, raw: _Raw) -> Any:
-    """Drive a strategy's plan (as :func:`~promptkit.strategies._plan.adrive` does) while
-    counting its requests and whether every reply came from the cache."""
+    """Drive a strategy's plan (:func:`~promptkit.strategies._plan.adrive`) while counting
+    its requests and whether every reply came from the cache."""
     cached = True
     seen = False
-    try:
-        calls = next(plan)
-        while True:
-            error: Exception | None = None
-            try:
-                done = await arun_calls(llm, calls)
-            except Exception as exc:
-                error = exc
-            else:
-                for c in done:
-                    seen = True
-                    raw.calls += c.requests
-                    cached = cached and c.cached
-            calls = plan.send(done) if error is None else plan.throw(error)
-    except StopIteration as stop:
-        raw.cached = seen and cached
-        return stop.value
+
+    def count(done: list[Completion]) -> None:
+        nonlocal cached, seen
+        for c in done:
+            seen = True
+            raw.calls += c.requests
+            cached = cached and c.cached
+
+    result = await adrive(plan, llm, observe=count)
+    raw.cached = seen and cached
+    return result
 
 
 def _strategy_text(result: Any, value: Any) -> str | None:
@@ -420,7 +408,7 @@ async def _run_strategy(
     name: str, variant: Variant, llm: LLM, variables: list[dict[str, Any]], opts: _Options
 ) -> list[_Raw]:
     target = variant.prompt
-    params = _merge(opts.params, variant.params)
+    params = merge_params(opts.params, variant.params)
     sem = asyncio.Semaphore(opts.concurrency)
     bar = Progress(len(variables), label=name) if _show(opts.progress) else None
 

@@ -13,7 +13,7 @@ from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from .._errors import ConfigurationError, ParameterError, PromptError
 from .._messages import Message, StrictModel, fast_message
-from .._params import SamplingParams
+from .._params import SAMPLING_FIELDS, SamplingParams
 from .._prompt import PromptBase
 from .._render import _Compiled, compile_template, environment, render_compiled
 from . import _mustache
@@ -64,23 +64,6 @@ _PROPERTY_KEYS = ("type", "default", "description")
 _TEMPLATE_KEYS = ("type", "parser")
 _APIS: tuple[str, ...] = ("chat", "completion", "embedding", "image")
 _FORMATS: tuple[str, ...] = ("jinja2", "mustache")
-
-#: ``model.parameters`` that map onto :class:`SamplingParams` fields of the same name.
-SAMPLING_FIELDS = (
-    "temperature",
-    "top_p",
-    "top_k",
-    "min_p",
-    "repetition_penalty",
-    "max_tokens",
-    "frequency_penalty",
-    "presence_penalty",
-    "stop",
-    "logprobs",
-    "top_logprobs",
-    "seed",
-    "n",
-)
 
 
 # --------------------------------------------------------------------------- parameters

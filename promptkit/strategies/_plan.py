@@ -2,15 +2,20 @@
 
 A strategy does not call the model itself. Its :meth:`Strategy.plan` is a generator that
 yields batches of :class:`Call` and receives, for each batch, the Completions in the same
-order; it returns the strategy's result. Two drivers run plans:
+order; it returns the strategy's result. It does not render its prompts itself either: it
+yields a :class:`Render` (``messages = yield from rendered(prompt, variables)``) and
+receives the messages. Two drivers run plans:
 
 - :func:`drive` (sync): the requests of a batch run on a shared thread pool, at most
   ``llm.max_concurrency`` at once. ``n`` samples on a backend without native ``n`` become
   ``n`` concurrent single-choice requests with distinct seeds, topped up when short,
-  exactly as :class:`LLM` builds them for ``acomplete``;
+  exactly as :class:`LLM` builds them for ``acomplete``. Prompts are rendered with
+  ``render()``;
 - :func:`adrive` (async): a batch runs concurrently on the event loop through
   :meth:`LLM.acomplete <promptkit.LLM.acomplete>`, which sends ``n`` natively or as
-  concurrent requests (bounded) with distinct seeds, and tops up short replies.
+  concurrent requests (bounded) with distinct seeds, and tops up short replies. Prompts
+  are rendered with ``await arender()``, so a retriever's or example selector's I/O does
+  not block the event loop.
 
 So the same strategy code gets the same concurrency in both worlds, works from inside a
 running event loop (sync calls block their thread, as sync calls do), and composes: a
@@ -31,13 +36,13 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from .._completion import Completion, Usage
 from .._errors import MalformedResponseError
 from .._messages import Message
-from .._params import SamplingParams
+from .._params import SamplingParams, merge_params
 
 if TYPE_CHECKING:
     from .._prompt import PromptBase
     from ..backends._base import LLM
 
-__all__ = ["Call", "Plan", "Strategy", "adrive", "drive"]
+__all__ = ["Call", "Plan", "Render", "Strategy", "adrive", "drive", "rendered"]
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
@@ -56,21 +61,30 @@ class Call:
     response_format: dict[str, Any] | None = None
 
 
-#: A strategy's plan: yields batches of calls, is sent their Completions, returns ``R``.
-Plan = Generator[list[Call], list[Completion], R]
+@dataclass(frozen=True)
+class Render:
+    """A plan's request for ``prompt``'s messages with ``variables``; the driver sends
+    them back (:func:`drive` calls ``render()``, :func:`adrive` awaits ``arender()``)."""
+
+    prompt: PromptBase
+    variables: Mapping[str, Any]
+
+
+#: A strategy's plan: yields batches of calls (and is sent their Completions) or a
+#: :class:`Render` (and is sent the messages); returns ``R``.
+Plan = Generator[list[Call] | Render, Any, R]
 
 
 def one(call: Call) -> Plan[Completion]:
     """A plan of a single call."""
     (done,) = yield [call]
-    return done
+    return cast(Completion, done)
 
 
-def merge_params(base: SamplingParams | None, top: SamplingParams | None) -> SamplingParams | None:
-    """``top`` over ``base`` (either may be None)."""
-    if base is None:
-        return top
-    return base if top is None else base.merge(top)
+def rendered(prompt: PromptBase, variables: Mapping[str, Any]) -> Plan[list[Message]]:
+    """A plan of rendering ``prompt`` with ``variables``: its messages."""
+    messages: list[Message] = yield Render(prompt, variables)
+    return messages
 
 
 def prompt_params(prompt: PromptBase, *layers: SamplingParams | None) -> SamplingParams | None:
@@ -176,14 +190,17 @@ def run_calls(llm: LLM, calls: Sequence[Call]) -> list[Completion]:
 def drive(plan: Plan[R], llm: LLM) -> R:
     """Run ``plan`` to its result, sending its calls to ``llm`` (sync)."""
     try:
-        calls = next(plan)
+        step = next(plan)
         while True:
             error: Exception | None = None
             try:
-                done = run_calls(llm, calls)
+                if isinstance(step, Render):
+                    answer: Any = step.prompt.render(**step.variables)
+                else:
+                    answer = run_calls(llm, step)
             except Exception as exc:
                 error = exc
-            calls = plan.send(done) if error is None else plan.throw(error)
+            step = plan.send(answer) if error is None else plan.throw(error)
     except StopIteration as stop:
         return cast(R, stop.value)
 
@@ -218,17 +235,28 @@ async def arun_calls(llm: LLM, calls: Sequence[Call]) -> list[Completion]:
         raise
 
 
-async def adrive(plan: Plan[R], llm: LLM) -> R:
-    """Async twin of :func:`drive`."""
+async def adrive(
+    plan: Plan[R], llm: LLM, *, observe: Callable[[list[Completion]], None] | None = None
+) -> R:
+    """Async twin of :func:`drive`. ``observe``, when given, is called with each batch's
+    Completions before the plan gets them (the evaluation counts requests with it)."""
+    from .._prompt import arender_prompt
+
     try:
-        calls = next(plan)
+        step = next(plan)
         while True:
             error: Exception | None = None
             try:
-                done = await arun_calls(llm, calls)
+                if isinstance(step, Render):
+                    answer: Any = await arender_prompt(step.prompt, step.variables)
+                else:
+                    answer = await arun_calls(llm, step)
             except Exception as exc:
                 error = exc
-            calls = plan.send(done) if error is None else plan.throw(error)
+            else:
+                if observe is not None and not isinstance(step, Render):
+                    observe(answer)
+            step = plan.send(answer) if error is None else plan.throw(error)
     except StopIteration as stop:
         return cast(R, stop.value)
 

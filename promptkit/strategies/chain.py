@@ -33,6 +33,7 @@ from pydantic import BaseModel
 
 from .._completion import Completion, Usage
 from .._errors import ParameterError
+from .._params import merge_params
 from .._prompt import PromptBase
 from .._render import check_variables
 from ._errors import ChainStepError, ChainWiringError, ExtractionError
@@ -41,10 +42,10 @@ from ._plan import (
     Call,
     Plan,
     Strategy,
-    merge_params,
     one,
     prompt_params,
     prompt_variables,
+    rendered,
 )
 from .extract import Extractor, apply
 from .structured import structured_plan
@@ -374,7 +375,7 @@ def _run_step(
         )
         value, text, usage = result.value, result.text, result.usage
     else:
-        messages = runner.render(**given)
+        messages = yield from rendered(runner, given)
         done: Completion = yield from one(Call(messages, prompt_params(runner, call_params)))
         result, text, usage = done, done.text, done.usage
         value = text

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._completion import Completion, Usage
 from .._errors import ParameterError
+from .._params import merge_params
 from .._prompt import Perspectives, Prompt, PromptBase
 from ._plan import (
     Call,
@@ -31,10 +32,10 @@ from ._plan import (
     Strategy,
     adrive,
     drive,
-    merge_params,
     one,
     prompt_params,
     prompt_variables,
+    rendered,
     select,
     total_usage,
 )
@@ -149,13 +150,14 @@ class PerspectivesRun(Strategy[PerspectivesResult]):
         """Every viewpoint in one concurrent batch, then the synthesis."""
         own = merge_params(self.params, params)
         given = select(self.prompt, variables)
-        question = self.prompt.render(**given)[-1].content
+        question = (yield from rendered(self.prompt, given))[-1].content
         names = [p.name for p in self.prompt.perspectives]
         calls = []
         for name in names:
             single = self.prompt.viewpoint(name)
-            calls.append(Call(single.render(**given), prompt_params(single, own)))
-        done = yield calls
+            messages = yield from rendered(single, given)
+            calls.append(Call(messages, prompt_params(single, own)))
+        done: list[Completion] = yield calls
         completions = dict(zip(names, done, strict=True))
         answers = {name: c.text for name, c in completions.items()}
         synthesis: str | None = None
@@ -163,9 +165,8 @@ class PerspectivesRun(Strategy[PerspectivesResult]):
         if self.synthesize:
             available = {**variables, "question": question, "answers": format_answers(answers)}
             chosen = select(self.synthesis, available)
-            synth_done = yield from one(
-                Call(self.synthesis.render(**chosen), prompt_params(self.synthesis, own))
-            )
+            messages = yield from rendered(self.synthesis, chosen)
+            synth_done = yield from one(Call(messages, prompt_params(self.synthesis, own)))
             synthesis = synth_done.text
         every = [*done, *([synth_done] if synth_done is not None else [])]
         return PerspectivesResult(answers, synthesis, completions, synth_done, total_usage(every))

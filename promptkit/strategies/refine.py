@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .._completion import Completion, Usage
 from .._errors import MissingVariablesError, ParameterError
+from .._params import merge_params
 from .._prompt import PromptBase
 from ._errors import ChainWiringError
-from ._plan import Call, Plan, Strategy, merge_params, one, prompt_params, prompt_variables, select
+from ._plan import Call, Plan, Strategy, one, prompt_params, prompt_variables, rendered, select
 
 if TYPE_CHECKING:
     from .._params import SamplingParams
@@ -188,7 +189,8 @@ class Refine(Strategy[RefineResult]):
 
         def ask(prompt: PromptBase, extra: Mapping[str, str]) -> Plan[Completion]:
             given = select(prompt, {**base, **extra})
-            done = yield from one(Call(prompt.render(**given), prompt_params(prompt, own)))
+            messages = yield from rendered(prompt, given)
+            done = yield from one(Call(messages, prompt_params(prompt, own)))
             every.append(done)
             return done
 

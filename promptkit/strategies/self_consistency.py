@@ -21,17 +21,17 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from .._completion import Choice, Usage
 from .._errors import ParameterError
-from .._params import SamplingParams
+from .._params import SamplingParams, merge_params
 from . import extract as _extract
 from ._plan import (
     Call,
     Plan,
     Strategy,
     check_choices,
-    merge_params,
     one,
     prompt_params,
     prompt_variables,
+    rendered,
 )
 from .normalize import Normaliser, as_normaliser, canonical
 
@@ -355,7 +355,7 @@ class SelfConsistency(Strategy["Vote[T]"], Generic[T]):
         self, llm: LLM, variables: Mapping[str, Any], params: SamplingParams | None = None
     ) -> Plan[Vote[T]]:
         """Sample, extract and vote (see the class doc); a generator of calls."""
-        messages = self.prompt.render(**variables)
+        messages = yield from rendered(self.prompt, variables)
         call_params = prompt_params(self.prompt, self.params, params)
         supports = llm.backend.supports
         effective = llm.params.merge(call_params) if call_params is not None else llm.params

@@ -28,7 +28,17 @@ from .._errors import ParameterError
 from .._messages import Message
 from ._errors import StructuredOutputError
 from ._json import find_json
-from ._plan import Call, Plan, adrive, check_choices, drive, one, prompt_params, total_usage
+from ._plan import (
+    Call,
+    Plan,
+    adrive,
+    check_choices,
+    drive,
+    one,
+    prompt_params,
+    rendered,
+    total_usage,
+)
 
 if TYPE_CHECKING:
     from .._params import SamplingParams
@@ -161,7 +171,8 @@ def structured_plan(
         if native
         else None
     )  # fmt: skip
-    base = _with_instruction(list(prompt.render(**variables)), schema_instruction(schema))
+    messages = yield from rendered(prompt, variables)
+    base = _with_instruction(list(messages), schema_instruction(schema))
     call_params = prompt_params(prompt, params)
     completions: list[Completion] = []
     messages = base
