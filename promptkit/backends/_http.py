@@ -117,6 +117,10 @@ _SSL_LOCK = threading.Lock()
 _SSL: list[ssl.SSLContext] = []
 
 
+#: Connection pools (httpx.AsyncClient) per backend for async calls; see _async_client.
+_ASYNC_POOLS = 4
+
+
 def _ssl_context() -> ssl.SSLContext:
     """One verifying SSL context for every client (building one costs ~30 ms)."""
     if not _SSL:
@@ -401,8 +405,9 @@ class HTTPBackend(Backend):
             hdrs[k] = v
         self._headers = httpx.Headers(hdrs)  # its repr masks Authorization
         self._client: httpx.Client | None = None
-        self._aclient: httpx.AsyncClient | None = None
+        self._aclients: list[httpx.AsyncClient] | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self._aclient_turn = 0
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ identity
@@ -507,17 +512,24 @@ class HTTPBackend(Backend):
 
     def _async_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
-        client = self._aclient
-        if client is None or self._aclient_loop is not loop:
+        clients = self._aclients
+        if clients is None or self._aclient_loop is not loop:
             # a client's pooled connections belong to the loop that opened them
-            client = httpx.AsyncClient(
-                headers=self._headers,
-                timeout=self.timeout,
-                follow_redirects=False,
-                verify=_ssl_context(),
-            )
-            self._aclient, self._aclient_loop = client, loop
-        return client
+            clients = [
+                httpx.AsyncClient(
+                    headers=self._headers,
+                    timeout=self.timeout,
+                    follow_redirects=False,
+                    verify=_ssl_context(),
+                )
+                for _ in range(_ASYNC_POOLS)
+            ]
+            self._aclients, self._aclient_loop = clients, loop
+        # Requests take the pools in turn: with many in flight, each pool keeps few enough
+        # connections alive to reuse them (httpcore 1.0 closes a returned connection once
+        # the pool holds max_keepalive_connections (20) connections in all, busy or idle).
+        self._aclient_turn = (self._aclient_turn + 1) % len(clients)
+        return clients[self._aclient_turn]
 
     def close(self) -> None:
         """Close the pooled connections (the clients are re-created if used again)."""
@@ -527,8 +539,8 @@ class HTTPBackend(Backend):
 
     async def aclose(self) -> None:
         """Close both clients."""
-        aclient, self._aclient, self._aclient_loop = self._aclient, None, None
-        if aclient is not None:
+        aclients, self._aclients, self._aclient_loop = self._aclients, None, None
+        for aclient in aclients or ():
             await aclient.aclose()
         self.close()
 
