@@ -168,13 +168,10 @@ def _probe(cfg: Any) -> tuple[bool, str]:
             return False, str(exc).splitlines()[0]
     import httpx
 
-    defaults = {
-        "ollama": "http://127.0.0.1:11434",
-        "vllm": "http://127.0.0.1:8000/v1",
-        "llama-server": "http://127.0.0.1:8080/v1",
-        "openai": "https://api.openai.com/v1",
-    }
-    base = (cfg.base_url or defaults.get(backend, "")).rstrip("/")
+    from .backends import backend_class
+
+    default = getattr(backend_class(backend), "default_base_url", "")
+    base = (cfg.base_url or default).rstrip("/")
     if not base:
         return False, "no base_url configured"
     url = f"{base}/api/tags" if backend == "ollama" else f"{base}/models"
