@@ -156,7 +156,11 @@ def _probe(cfg: Any) -> tuple[bool, str]:
         import importlib.util
 
         if importlib.util.find_spec("llama_cpp") is None:
-            return False, 'llama-cpp-python is not installed: pip install "promptkit[local]"'
+            return False, (
+                "llama-cpp-python is not installed: "
+                'CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" '
+                'pip install --no-cache-dir "promptkit[local]"'
+            )
         if cfg.model:
             path = Path(cfg.model)
             return (path.is_file(), str(path) if path.is_file() else f"{path} does not exist")

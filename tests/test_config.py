@@ -169,7 +169,8 @@ def test_connect_without_configuration_builds_llamacpp() -> None:
 
 
 def _assert_both_ways_out(message: str) -> None:
-    assert 'pip install "promptkit[local]"' in message
+    assert 'CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" pip install --no-cache-dir' in message
+    assert '"promptkit[local]"' in message
     assert 'connect("ollama:llama3.2")' in message
     assert "PROMPTKIT_BACKEND=openai" in message
     assert "OPENAI_API_KEY" in message

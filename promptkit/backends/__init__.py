@@ -17,6 +17,7 @@ import importlib
 from typing import TYPE_CHECKING
 
 from .._errors import ConfigurationError
+from ._llama_probe import INSTALL_LOCAL_COMMAND
 
 if TYPE_CHECKING:
     from ._base import Backend
@@ -81,7 +82,7 @@ def backend_class(name: str) -> type[Backend]:
     except ImportError as exc:
         raise ConfigurationError(
             f"Backend {name!r} cannot be imported ({exc}). Install what it needs"
-            + (', e.g. pip install "promptkit[local]".' if key == "llamacpp" else ".")
+            + (f", e.g. {INSTALL_LOCAL_COMMAND}." if key == "llamacpp" else ".")
         ) from None
     cls = getattr(module, attr)
     return cls  # type: ignore[no-any-return]

