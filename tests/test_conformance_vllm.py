@@ -198,3 +198,18 @@ def test_batch_docs_use_vllm_run_batch() -> None:
     doc = promptkit.batchfiles.__doc__ or ""
     assert "vllm run-batch" in doc
     assert "vllm.entrypoints.openai.run_batch" not in doc
+
+
+def test_config_file_takes_the_stop_cap_and_inherited_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("PROMPTKIT_BACKEND", "PROMPTKIT_MODEL", "PROMPTKIT_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    config = tmp_path / "promptkit.toml"
+    config.write_text(
+        'backend = "vllm"\nmodel = "m"\nbase_url = "http://testserver/v1"\n'
+        "max_stop_strings = 8\nstream_usage = false\nretry_base_delay = 0\n"
+    )
+    llm = pk.connect(config_file=config)
+    assert isinstance(llm.backend, VLLMBackend)
+    assert llm.backend.max_stop_strings == 8 and llm.backend.stream_usage is False
