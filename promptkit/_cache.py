@@ -114,7 +114,12 @@ def cache_key(backend: Backend, request: Request) -> str:
         "model": backend.model,
         "messages": messages,
         "prompt": request.prompt,
-        "params": request.params,
+        # a seed the client drew for an emulated sample is not part of what was asked
+        "params": (
+            {k: v for k, v in request.params.items() if k != "seed"}
+            if request.auto_seed
+            else request.params
+        ),
         "extra": request.extra,
         "response_format": request.response_format,
         "sample": request.sample,

@@ -770,15 +770,27 @@ def _constructor_options(backend: str) -> set[str]:
 
     try:
         cls = backend_class(backend)
-        signature = inspect.signature(cls.__init__)
     except (ConfigurationError, TypeError, ValueError):
         return set()
-    return {
-        p.name
-        for p in signature.parameters.values()
-        if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
-        and p.name not in ("self", "model", "base_url", "api_key")
-    }
+    names: set[str] = set()
+    # a subclass that adds options and passes **options on also takes its bases' options
+    for klass in cls.__mro__:
+        if "__init__" not in vars(klass) or klass is object:
+            continue
+        try:
+            signature = inspect.signature(vars(klass)["__init__"])
+        except (TypeError, ValueError):
+            break
+        params = signature.parameters.values()
+        names.update(
+            p.name
+            for p in params
+            if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+            and p.name not in ("self", "model", "base_url", "api_key")
+        )
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    return names
 
 
 def connect(

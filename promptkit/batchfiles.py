@@ -39,19 +39,20 @@ The export's ``target="openai"`` (the default) sends ``max_tokens`` as
 ``max_completion_tokens`` and only the parameters the OpenAI API accepts.
 
 PATH 2: vLLM ON YOUR OWN GPUs. vLLM's batch runner reads the same file format and writes
-the same results format (it supports the ``/v1/chat/completions`` URL)::
+the same results format (for chat: it does not serve the ``/v1/completions`` URL, so
+``target="vllm"`` with ``endpoint="/v1/completions"`` is refused at export)::
 
-    python -m vllm.entrypoints.openai.run_batch -i batch.jsonl -o results.jsonl \\
-        --model Qwen/Qwen2.5-1.5B-Instruct
-    # or, with recent vLLM:  vllm run-batch -i batch.jsonl -o results.jsonl --model ...
+    vllm run-batch -i batch.jsonl -o results.jsonl --model Qwen/Qwen2.5-1.5B-Instruct
 
     result = import_openai_batch_results("results.jsonl", inputs)
 
 Export with ``target="vllm"`` and ``model=`` the name vLLM serves: it also keeps vLLM's
-sampling extras (``top_k``, ``min_p``, ``repetition_penalty``) and sends ``max_tokens``.
-``-i``/``-o`` also take http(s) URLs. A job too large for one machine is split into
-several files (``inputs[i::k]`` per GPU node, each exported with its own ``id_prefix``),
-run one ``run_batch`` per node, and the results imported per file.
+sampling extras (``top_k``, ``min_p``, ``repetition_penalty``), sends ``max_tokens`` as
+``max_completion_tokens`` and checks the values vLLM refuses (see
+:class:`~promptkit.VLLMBackend`). ``-i``/``-o`` also take http(s) URLs. A job too large
+for one machine is split into several files (``inputs[i::k]`` per GPU node, each exported
+with its own ``id_prefix``), run one ``vllm run-batch`` per node, and the results imported
+per file.
 """
 
 from __future__ import annotations
@@ -146,6 +147,13 @@ def export_openai_batch(
         )
     if target not in ("openai", "vllm"):
         raise ConfigurationError(f"target={target!r}: expected 'openai' or 'vllm'.")
+    if target == "vllm" and endpoint == "/v1/completions":
+        raise ConfigurationError(
+            "target='vllm' with endpoint='/v1/completions': vLLM's batch runner (vllm "
+            "run-batch) serves chat, embeddings, score, rerank and audio URLs, not "
+            "/v1/completions, and would refuse the whole file. Export with "
+            "endpoint='/v1/chat/completions'."
+        )
     if not isinstance(model, str) or not model:
         raise ConfigurationError("model=...: the batch file needs the model name for every line.")
     _check_prefix(id_prefix)
@@ -368,7 +376,7 @@ def import_openai_batch_results(
     *,
     id_prefix: str = "req",
 ) -> BatchResult:
-    """Read OpenAI Batch API (or vLLM ``run_batch``) results into a BatchResult.
+    """Read OpenAI Batch API (or ``vllm run-batch``) results into a BatchResult.
 
     ``paths`` is the output file, or several files (OpenAI's output and error files, or
     the results of several split jobs). ``inputs_or_count`` is the list of inputs that

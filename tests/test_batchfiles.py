@@ -69,7 +69,8 @@ def test_export_for_vllm_keeps_its_sampling_extras(tmp_path: Path) -> None:
     )
     body = read(path)[0]["body"]
     assert body["model"] == "Qwen/Qwen2.5-1.5B-Instruct"
-    assert (body["max_tokens"], body["top_k"], body["min_p"]) == (8, 40, 0.1)
+    # vLLM takes max_tokens on chat as max_completion_tokens
+    assert (body["max_completion_tokens"], body["top_k"], body["min_p"]) == (8, 40, 0.1)
     assert body["repetition_penalty"] == 1.1 and body["n"] == 2
 
 

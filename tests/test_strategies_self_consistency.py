@@ -93,7 +93,11 @@ class DictCache:
 
     def _key(self, request: Request) -> str:
         messages = [m.to_dict() for m in request.messages or ()]
-        return repr((messages, sorted(request.params.items()), request.sample))
+        # like promptkit's Cache: a seed the client drew for a sample is not in the key
+        params = {
+            k: v for k, v in request.params.items() if not (request.auto_seed and k == "seed")
+        }
+        return repr((messages, sorted(params.items()), request.sample))
 
     def get(self, backend: pk.Backend, request: Request) -> pk.Completion | None:
         return self.store.get(self._key(request))

@@ -18,6 +18,7 @@ Embeddings go through the same backends: a backend that has them sets
 
 from __future__ import annotations
 
+import random
 import time
 import warnings
 from abc import ABC, abstractmethod
@@ -54,9 +55,16 @@ __all__ = [
 #: Parameters that are about the request as a whole rather than sampling.
 _ALWAYS_OK = frozenset({"n"})
 
+#: Random seed bases for emulated samples are drawn below this (base + 127 < 2**31).
+_SEED_SPAN = 2**31 - 256
+
 
 class ResponseCache(Protocol):
-    """What :class:`LLM` needs of a response cache (see :class:`promptkit.Cache`)."""
+    """What :class:`LLM` needs of a response cache (see :class:`promptkit.Cache`).
+
+    Key on the request with its ``sample`` index; leave ``params["seed"]`` out when
+    ``request.auto_seed`` is set (a random seed drawn for an emulated sample), or repeated
+    calls never hit."""
 
     def get(self, backend: Backend, request: Request) -> Completion | None:
         """The stored completion for this exact request, or ``None``."""
@@ -89,6 +97,9 @@ class Request:
     response_format: dict[str, Any] | None = None
     timeout: float | None = None
     sample: int = 0
+    #: ``params["seed"]`` was drawn by the client for an emulated sample (the user gave no
+    #: seed): a response cache leaves it out of the key, so repeated calls still hit.
+    auto_seed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +258,11 @@ class LLM:
     turns a reply cut at ``max_tokens`` into :class:`~promptkit.TruncatedError`.
     ``cache`` (e.g. :class:`promptkit.Cache`) answers repeated identical requests without
     calling the backend; a hit is marked ``Completion.cached``.
+
+    ``n`` choices on a backend that returns one per request (llama.cpp servers, the
+    embedded model) take ``n`` requests, each with its own seed: ``seed``, ``seed + 1``,
+    ... when a seed >= 0 is given, else a random base and the next ones (so a server
+    started with a fixed seed still gives ``n`` distinct samples).
     """
 
     def __init__(
@@ -354,22 +370,43 @@ class LLM:
         )
         return request, n, dropped
 
-    def _next_requests(self, request: Request, have: int, n: int) -> list[Request]:
+    def _seed_base(self, request: Request) -> tuple[int | None, bool]:
+        """The seed of emulated sample 0 and whether it was drawn here: the user's seed
+        when it is >= 0; otherwise (no seed, or a negative one such as llama.cpp's and
+        Ollama's ``-1`` for "random") a random base in ``[0, 2**31 - 256)``, so that
+        base, base+1, ... are valid seeds on every server (llama.cpp takes a 32-bit
+        unsigned seed and reads ``0xFFFFFFFF`` as "random"; vLLM a signed 64-bit one).
+        ``None`` when the backend cannot take a seed."""
+        seed = request.params.get("seed")
+        if isinstance(seed, int) and seed >= 0:
+            return seed, False
+        if "seed" not in self.backend.supports:
+            return None, False
+        return random.randrange(_SEED_SPAN), True
+
+    def _next_requests(
+        self, request: Request, have: int, n: int, base: tuple[int | None, bool]
+    ) -> list[Request]:
         """Requests for the ``n - have`` choices still missing (at first, the request
-        itself, unless ``n`` must be emulated by one request per choice)."""
+        itself, unless ``n`` must be emulated by one request per choice).
+
+        Each emulated (or top-up) request carries its own seed, ``base + sample index``
+        (``base`` from :meth:`_seed_base`), so that a server started with a fixed seed
+        (``llama-server --seed N``) still returns distinct samples."""
         if have == 0 and (n == 1 or self.backend.native_n):
             return [request]
         missing = n - have
+        seed, auto = base
         # one request per missing choice: emulated n, or a top-up after a server that takes
         # n returned fewer choices (it most likely ignores n), sent concurrently
         out = []
         for i in range(missing):
             params = dict(request.params)
             params.pop("n", None)
-            if "seed" in params:
+            if seed is not None:
                 # distinct seeds, or every sample would be the same text
-                params["seed"] = params["seed"] + have + i
-            out.append(replace(request, params=params, sample=have + i))
+                params["seed"] = seed + have + i
+            out.append(replace(request, params=params, sample=have + i, auto_seed=auto))
         return out
 
     def _finish(
@@ -477,12 +514,13 @@ class LLM:
         started = time.perf_counter()
         parts: list[Completion] = []
         have = 0
-        pending = self._next_requests(request, 0, n)
+        base = self._seed_base(request) if n > 1 else (None, False)
+        pending = self._next_requests(request, 0, n, base)
         while True:
             have = self._collect(parts, self._call_all(pending), have)
             if have >= n:
                 return self._finish(parts, n, dropped, started)
-            pending = self._next_requests(request, have, n)
+            pending = self._next_requests(request, have, n, base)
 
     def _call_all(self, pending: list[Request]) -> list[Completion]:
         """Send a round of requests, concurrently (threads) when there are several."""
@@ -552,12 +590,13 @@ class LLM:
         started = time.perf_counter()
         parts: list[Completion] = []
         have = 0
-        pending = self._next_requests(request, 0, n)
+        base = self._seed_base(request) if n > 1 else (None, False)
+        pending = self._next_requests(request, 0, n, base)
         while True:
             have = self._collect(parts, await self._acall_all(pending), have)
             if have >= n:
                 return self._finish(parts, n, dropped, started)
-            pending = self._next_requests(request, have, n)
+            pending = self._next_requests(request, have, n, base)
 
     # ------------------------------------------------------------------ embeddings
 

@@ -45,6 +45,31 @@ def _usage(raw: Any) -> Usage:
     return Usage(raw.get("prompt_tokens"), raw.get("completion_tokens"), raw.get("total_tokens"))
 
 
+def _logprob(item: Mapping[str, Any]) -> float:
+    """A token's log-probability: ``logprob``, or the log of ``prob`` (llama.cpp's
+    ``post_sampling_probs`` replies; a probability of 0 is ``-inf``)."""
+    if "logprob" in item:
+        return float(item["logprob"])
+    prob = float(item["prob"])
+    return math.log(prob) if prob > 0 else -math.inf
+
+
+def _content_logprobs(content: Any) -> tuple[TokenLogprob, ...]:
+    """``logprobs.content[]`` items (``token``, ``logprob``, ``top_logprobs``; or llama.cpp's
+    ``prob``/``top_probs``) -> TokenLogprobs."""
+    return tuple(
+        TokenLogprob(
+            item["token"],
+            _logprob(item),
+            tuple(
+                (t["token"], _logprob(t))
+                for t in item.get("top_logprobs") or item.get("top_probs") or ()
+            ),
+        )
+        for item in content
+    )
+
+
 def _chat_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
     """``choices[i].logprobs.content[]`` -> TokenLogprobs."""
     if not isinstance(raw, dict):
@@ -52,20 +77,17 @@ def _chat_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
     content = raw.get("content")
     if content is None:
         return None
-    return tuple(
-        TokenLogprob(
-            item["token"],
-            float(item["logprob"]),
-            tuple((t["token"], float(t["logprob"])) for t in item.get("top_logprobs") or ()),
-        )
-        for item in content
-    )
+    return _content_logprobs(content)
 
 
 def _text_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
-    """Legacy completions: ``tokens`` / ``token_logprobs`` / ``top_logprobs`` (dicts)."""
-    if not isinstance(raw, dict) or raw.get("tokens") is None:
+    """Legacy completions: ``tokens`` / ``token_logprobs`` / ``top_logprobs`` (dicts), or
+    the chat form ``content[]`` that llama.cpp's server returns on ``/v1/completions``."""
+    if not isinstance(raw, dict):
         return None
+    if raw.get("tokens") is None:
+        content = raw.get("content")
+        return None if content is None else _content_logprobs(content)
     tokens = raw["tokens"]
     values = raw.get("token_logprobs") or [None] * len(tokens)
     tops = raw.get("top_logprobs") or [None] * len(tokens)
@@ -176,8 +198,9 @@ class OpenAIBackend(HTTPBackend):
       ``["top_k", "min_p"]`` for a compatible server that takes them); sent under the same
       name.
     - ``stream_usage``: ask for token usage at the end of streams
-      (``stream_options.include_usage``); default: only on the real OpenAI URL, since some
-      compatible servers reject unknown fields.
+      (``stream_options.include_usage``); default: on the real OpenAI URL and for the vLLM
+      and llama-server backends, not for other compatible servers, since some reject
+      unknown fields.
     - ``embedding_model``: the model :meth:`~promptkit.LLM.embed` asks for (default:
       ``model``); required on the real OpenAI URL, e.g. ``"text-embedding-3-small"``, since
       chat models do not embed.
@@ -198,6 +221,11 @@ class OpenAIBackend(HTTPBackend):
     default_base_url: ClassVar[str] = OPENAI_BASE_URL
     #: Whether streams ask for usage when ``stream_usage`` is not given (None: OpenAI only).
     default_stream_usage: ClassVar[bool | None] = None
+    #: Send ``max_tokens`` as ``max_completion_tokens`` on chat (always on the OpenAI URL).
+    max_completion_tokens: ClassVar[bool] = False
+    #: The least ``logprobs`` number sent on ``/completions`` when token log-probabilities
+    #: are asked (OpenAI reads 0 as "the chosen tokens only"; llama.cpp as "none").
+    min_text_logprobs: ClassVar[int] = 0
 
     def __init__(
         self,
@@ -308,7 +336,7 @@ class OpenAIBackend(HTTPBackend):
             if key == "n" and not self.native_n:
                 continue
             wire = renames.get(key, key)
-            if key == "max_tokens" and chat and self._official:
+            if key == "max_tokens" and chat and (self._official or self.max_completion_tokens):
                 wire = "max_completion_tokens"
             if wire != key:
                 renamed[key] = wire
@@ -321,7 +349,7 @@ class OpenAIBackend(HTTPBackend):
                 if top is not None:
                     sent["top_logprobs"] = top
             else:  # the legacy endpoint takes the number of alternatives
-                sent["logprobs"] = top or 0
+                sent["logprobs"] = max(top or 0, self.min_text_logprobs)
                 if top is not None:
                     renamed["top_logprobs"] = "logprobs"
         body.update(sent)
@@ -534,10 +562,17 @@ class LlamaServerBackend(OpenAIBackend):
 
     No API key is needed (pass ``api_key`` if the server was started with one). Beyond the
     OpenAI parameters it takes ``top_k``, ``min_p`` and ``repetition_penalty`` (sent as
-    ``repeat_penalty``). Both servers return a single choice per request (llama-server
-    rejects ``n`` > 1), so ``n`` is never sent: the client makes one request per choice,
-    with distinct seeds. JSON-schema output is sent as
-    ``{"type": "json_object", "schema": ...}``, the form both servers accept.
+    ``repeat_penalty``). ``n`` is never sent (older llama-server builds refuse ``n`` != 1,
+    newer ones honour it, llama-cpp-python's server ignores it): the client makes one
+    request per choice, each with its own seed (see :class:`~promptkit.LLM`). JSON-schema
+    output is sent as ``{"type": "json_object", "schema": ...}``, the form both servers
+    accept. Streams ask for usage (``stream_options.include_usage``, which newer
+    llama-server builds need and older ones ignore). Token log-probabilities on
+    ``/completions`` are asked with ``logprobs`` >= 1 (llama.cpp reads 0 as "none"), and
+    read in either reply form: OpenAI's ``tokens``/``token_logprobs`` or llama.cpp's
+    ``content[]``, including ``post_sampling_probs`` replies (``prob``/``top_probs``,
+    turned into log-probabilities). A mid-stream ``error:`` event raises
+    :class:`~promptkit.ServerError` (or the matching typed error).
 
     Embeddings need a server started for them (``llama-server --embeddings``,
     ``python -m llama_cpp.server --embedding true``); for a model without a pooling layer
@@ -554,6 +589,8 @@ class LlamaServerBackend(OpenAIBackend):
     renames: ClassVar[dict[str, str]] = {"repetition_penalty": "repeat_penalty"}
     default_base_url: ClassVar[str] = "http://127.0.0.1:8080/v1"
     pool_token_embeddings: ClassVar[bool] = True
+    default_stream_usage: ClassVar[bool | None] = True
+    min_text_logprobs: ClassVar[int] = 1
 
     #: (path, body key) of the tokenize endpoints: llama-server's, then llama-cpp-python's.
     _TOKENIZE_ROUTES: ClassVar[tuple[tuple[str, str], ...]] = (

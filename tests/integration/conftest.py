@@ -125,3 +125,14 @@ def llama_embedding_server(gguf_path: Path) -> Iterator[str]:
     llama-cpp-python's server has no pooling option, so for SmolLM2 (no pooling layer) it
     returns one vector per token, which the llama-server backend mean-pools."""
     yield from _serve(gguf_path, "--embedding", "true")
+
+
+#: The fixed seed ``llama_seeded_server`` is started with.
+SERVER_SEED = 1234
+
+
+@pytest.fixture(scope="session")
+def llama_seeded_server(gguf_path: Path) -> Iterator[str]:
+    """The server started with a fixed default seed (``--seed 1234``); yields its ``/v1``
+    URL."""
+    yield from _serve(gguf_path, "--seed", str(SERVER_SEED))
