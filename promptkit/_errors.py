@@ -220,9 +220,14 @@ class FeatureRefusedError(BadRequestError):
     """
 
     features: tuple[str, ...] = ()
+    #: What the server said, in brief (its validation messages where it sent some).
+    reason: str = ""
 
-    def __init__(self, message: str, *, features: tuple[str, ...] = (), **kw: Any) -> None:
+    def __init__(
+        self, message: str, *, features: tuple[str, ...] = (), reason: str = "", **kw: Any
+    ) -> None:
         self.features = tuple(features)
+        self.reason = reason
         super().__init__(message, **kw)
 
 

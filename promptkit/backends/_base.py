@@ -415,8 +415,7 @@ class LLM:
         backend remembers; what was changed goes in ``notes``. Raises ``exc`` when
         ``on_unsupported="error"`` forbids dropping one, or when nothing is left to drop."""
         backend = self.backend
-        said = (exc.body or "").strip()
-        said = f': "{said[:160]}..."' if len(said) > 160 else (f': "{said}"' if said else "")
+        said = f': "{exc.reason}"' if exc.reason else ""
         params = dict(request.params)
         response_format = request.response_format
         changed = False

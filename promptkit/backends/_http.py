@@ -255,6 +255,18 @@ def _is_no_embeddings(text: str) -> bool:
     return any(p in low for p in _NO_EMBEDDINGS_PHRASES)
 
 
+_PYDANTIC_MSG = re.compile(r"""['"]msg['"]:\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)')""")
+
+
+def _brief(message: str, limit: int = 200) -> str:
+    """A server's error message in brief: the ``msg`` of each pydantic/FastAPI validation
+    error it holds, else the message itself, cut at ``limit``."""
+    found = [a or b for a, b in _PYDANTIC_MSG.findall(message)]
+    text = "; ".join(dict.fromkeys(m.replace('\\"', '"') for m in found if m)) or message
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _refused_features(text: str, content: bytes, renames: Mapping[str, str]) -> tuple[str, ...]:
     """The features of the request ``content`` that an error ``text`` refuses by name
     (see :data:`REFUSABLE`); empty when it names none or is not worded as a refusal."""
@@ -1013,11 +1025,13 @@ class HTTPBackend(Backend):
                 **kw,
             )
         if f.refused:
+            brief = _brief(f.message or f.body or "")
             return FeatureRefusedError(
-                f"{self.name} at {url} refused {', '.join(f.refused)} ({status}).{said} "
-                "Not retried: LLM calls fall back without it (per on_unsupported) and "
-                "remember; otherwise leave it out of the request.",
+                f"{self.name} at {url} refused {', '.join(f.refused)} ({status}). Server "
+                f'said: "{brief.rstrip(".")}". Not retried: LLM calls fall back without it '
+                "(per on_unsupported) and remember; otherwise leave it out of the request.",
                 features=f.refused,
+                reason=brief,
                 **kw,
             )
         if f.too_long:
