@@ -271,7 +271,12 @@ class LLM:
     overrides win. ``on_unsupported`` decides what happens to a parameter the backend cannot
     honour: ``"warn"`` (default: dropped, with an :class:`UnsupportedParameterWarning`),
     ``"drop"`` (dropped quietly) or ``"error"`` (:class:`~promptkit.ParameterError`). Either
-    way the dropped parameters are listed in ``Completion.dropped``. ``on_truncation="error"``
+    way the dropped parameters are listed in ``Completion.dropped``. The same policy applies
+    when the server itself refuses a feature by name
+    (:class:`~promptkit.FeatureRefusedError`): after that one failed request the call falls
+    back (``n`` emulated, JSON-schema output as ``json_object`` with the schema, then
+    instructions alone, parameters dropped) and the backend remembers
+    (:attr:`Backend.refused`). ``on_truncation="error"``
     turns a reply cut at ``max_tokens`` into :class:`~promptkit.TruncatedError`.
     ``cache`` (e.g. :class:`promptkit.Cache`) answers repeated identical requests without
     calling the backend; a hit is marked ``Completion.cached``.

@@ -1085,6 +1085,12 @@ class HTTPBackend(Backend):
                 "--embedding true), or embed with a server or model that has embeddings.",
                 **kw,
             )
+        if status == 501:
+            return ServerError(
+                f"{self.name} at {url} does not implement this request (501).{said} Not "
+                "retried: use a server, endpoint or option that has it.",
+                **kw,
+            )
         if status >= 500:
             return ServerError(
                 f"{self.name} at {url} failed with {status}{tries}.{said} Try again later; "
