@@ -342,3 +342,25 @@ def test_a_refusal_naming_nothing_sent_is_a_plain_error(mock: respx.MockRouter) 
         LLM(b).complete("x", seed=3)
     assert not isinstance(info.value, FeatureRefusedError)
     assert route.call_count == 1 and b.refused == {}
+
+
+def test_concurrent_calls_refused_together_all_fall_back(mock: respx.MockRouter) -> None:
+    # emulated n=3 sends 3 requests at once; all 3 are refused before any fallback is
+    # recorded, so the later ones find the refusal already remembered: they fall back too
+    import threading
+
+    barrier = threading.Barrier(3, timeout=10)
+
+    def refuse_seed(body: dict[str, Any]) -> httpx.Response | None:
+        if "seed" in body:
+            barrier.wait()
+            return httpx.Response(400, json={"error": {"message": "seed is not supported"}})
+        return None
+
+    server = Server(refuse_seed)
+    route = mock.post("/chat/completions").mock(side_effect=server)
+    llm = LLM(backend(LlamaServerBackend), on_unsupported="drop")
+    done = llm.complete("x", n=3, seed=1)
+    assert len(done.choices) == 3 and route.call_count == 6 and done.requests == 6
+    assert "seed" in done.dropped
+    assert [("seed" in b) for b in server.bodies].count(True) == 3

@@ -414,11 +414,14 @@ class LLM:
             )
 
     def _fall_back(
-        self, request: Request, exc: FeatureRefusedError, notes: dict[str, str]
+        self, request: Request, exc: FeatureRefusedError, notes: dict[str, str], seen: set[str]
     ) -> Request:
         """``request`` without the features the server just refused (``exc``), which the
-        backend remembers; what was changed goes in ``notes``. Raises ``exc`` when
-        ``on_unsupported="error"`` forbids dropping one, or when nothing is left to drop."""
+        backend remembers; what was changed goes in ``notes``, the features fallen back
+        from in ``seen`` (one call's). Raises ``exc`` when nothing is left to fall back to
+        (:class:`~promptkit.ParameterError` when ``on_unsupported="error"`` forbids a drop).
+        Another call may have recorded the same refusal meanwhile: this one still falls
+        back."""
         backend = self.backend
         said = f': "{exc.reason}"' if exc.reason else ""
         params = dict(request.params)
@@ -426,8 +429,9 @@ class LLM:
         changed = False
         for feature in exc.features:
             reason = f"the server refused {feature} ({exc.status}{said})"
-            if feature in backend.refused:
-                continue  # refused again after the fallback: nothing more to try
+            if feature in seen:
+                continue  # refused again after this call's fallback: nothing more to try
+            seen.add(feature)
             if feature == "json_schema" and response_format is not None:
                 reason += "; sent as json_object with the schema"
                 backend.refuse(feature, reason)
@@ -566,6 +570,7 @@ class LLM:
             if hit is not None:
                 return hit
         notes: dict[str, str] = {}
+        seen: set[str] = set()
         refusals = 0
         while True:
             try:
@@ -573,7 +578,7 @@ class LLM:
                 break
             except FeatureRefusedError as exc:
                 # one failed request, then the fallback (remembered by the backend)
-                req = self._fall_back(req, exc, notes)
+                req = self._fall_back(req, exc, notes, seen)
                 refusals += 1
         self._noted(part, notes, refusals)
         if self.cache is not None and part.choices:
@@ -586,13 +591,14 @@ class LLM:
             if hit is not None:
                 return hit
         notes: dict[str, str] = {}
+        seen: set[str] = set()
         refusals = 0
         while True:
             try:
                 part = await self.backend.acomplete(req)
                 break
             except FeatureRefusedError as exc:
-                req = self._fall_back(req, exc, notes)
+                req = self._fall_back(req, exc, notes, seen)
                 refusals += 1
         self._noted(part, notes, refusals)
         if self.cache is not None and part.choices:
@@ -872,6 +878,7 @@ class TextStream:
         self._dropped = dropped
         self._pieces: list[str] = []
         self._last: Delta | None = None
+        self._seen: set[str] = set()  # features refused and fallen back from
         self._usage = Usage()
         self._model: str | None = None
         self._started = time.perf_counter()
@@ -913,7 +920,7 @@ class TextStream:
         if self._pieces:
             raise exc
         notes: dict[str, str] = {}
-        self._request = self._llm._fall_back(self._request, exc, notes)
+        self._request = self._llm._fall_back(self._request, exc, notes, self._seen)
         self._dropped.update(notes)
 
     def __iter__(self) -> Iterator[str]:
