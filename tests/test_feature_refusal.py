@@ -364,3 +364,49 @@ def test_concurrent_calls_refused_together_all_fall_back(mock: respx.MockRouter)
     assert len(done.choices) == 3 and route.call_count == 6 and done.requests == 6
     assert "seed" in done.dropped
     assert [("seed" in b) for b in server.bodies].count(True) == 3
+
+
+@pytest.mark.parametrize(
+    ("message", "body", "features"),
+    [
+        # llama-cpp-python, json_schema
+        (
+            LLAMA_CPP_PYTHON_JSON_SCHEMA["error"]["message"],
+            {"response_format": {"type": "json_schema"}},
+            ("json_schema",),
+        ),
+        # the same server's answer once json_object is refused too
+        (
+            "response_format: unsupported",
+            {"response_format": {"type": "json_object"}},
+            ("response_format",),
+        ),
+        ("Only one completion choice is allowed", {"n": 2}, ("n",)),
+        ("'n' is not supported", {"n": 2, "seed": 1}, ("n",)),
+        # vLLM: a combination, not a refusal of n
+        ("n must be 1 when using greedy sampling, got 3.", {"n": 3}, ()),
+        # OpenAI reasoning models
+        ("logprobs is not supported with this model.", {"logprobs": True}, ("logprobs",)),
+        ("Unsupported parameter: 'seed'", {"seed": 1, "temperature": 0}, ("seed",)),
+        # renamed on the wire: repeat_penalty is promptkit's repetition_penalty
+        (
+            "Extra inputs are not permitted: repeat_penalty",
+            {"repeat_penalty": 1.1},
+            ("repetition_penalty",),
+        ),
+        # Ollama's options
+        ("option top_k not supported", {"options": {"top_k": 3}}, ("top_k",)),
+        # values, not refusals
+        ("Input should be a valid integer: seed", {"seed": 1}, ()),
+        ("top_p must be in (0, 1], got 0.0.", {"top_p": 0.0}, ()),
+        # not refusable: the error stands
+        ("Unsupported parameter: 'max_tokens'", {"max_tokens": 5}, ()),
+    ],
+)
+def test_what_counts_as_a_refusal(
+    message: str, body: dict[str, Any], features: tuple[str, ...]
+) -> None:
+    from promptkit.backends._http import _refused_features
+
+    renames = {"repetition_penalty": "repeat_penalty"}
+    assert _refused_features(message, json.dumps(body).encode(), renames) == features

@@ -289,7 +289,8 @@ def _refused_features(text: str, content: bytes, renames: Mapping[str, str]) -> 
         if name not in REFUSABLE:
             continue
         if name == "n":
-            if _N_NAMED.search(low):
+            # vLLM's "n must be 1 when using greedy sampling" refuses a combination, not n
+            if _N_NAMED.search(low) and "greedy" not in low:
                 out.append(name)
         elif re.search(rf"\b{re.escape(wire)}\b", low):
             out.append(name)
