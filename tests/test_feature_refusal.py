@@ -410,3 +410,18 @@ def test_what_counts_as_a_refusal(
 
     renames = {"repetition_penalty": "repeat_penalty"}
     assert _refused_features(message, json.dumps(body).encode(), renames) == features
+
+
+def test_a_body_echoing_the_request_does_not_refuse_its_fields(mock: respx.MockRouter) -> None:
+    route = mock.post("/chat/completions").respond(
+        400,
+        json={
+            "error": {"message": "tools are not supported"},
+            "request": {"seed": 3, "top_k": 2, "response_format": {"type": "json_schema"}},
+        },
+    )
+    b = backend(extra_params=["top_k"])
+    with pytest.raises(pk.BadRequestError) as info:
+        LLM(b).complete("x", seed=3, top_k=2)
+    assert not isinstance(info.value, FeatureRefusedError)
+    assert route.call_count == 1 and b.refused == {}

@@ -677,7 +677,9 @@ class HTTPBackend(Backend):
             and status not in (401, 403, 404, 408, 409, 429)
             and not (_is_context_error(full))
         ):
-            refused = _refused_features(full, content, self.renames)
+            # the server's message only: a body echoing the request names every field
+            said = f"{message} {code}" if message else text[:2000]
+            refused = _refused_features(said, content, self.renames)
         should = resp.headers.get("x-should-retry", "").strip().lower()
         retryable = False
         if should in ("true", "false"):
