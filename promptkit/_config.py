@@ -130,9 +130,29 @@ class Secret:
     def __init__(self, value: str) -> None:
         self._value = value
 
+    #: Shorter values are not redacted from text (see :meth:`redact`).
+    MIN_REDACTED = 8
+
     def get(self) -> str:
         """The secret value itself."""
         return self._value
+
+    def redact(self, text: str) -> str:
+        """``text`` with every occurrence of the exact secret replaced by ``***``.
+
+        Only a secret of at least :attr:`MIN_REDACTED` (8) characters is redacted: a
+        shorter one (``"x"``, ``"none"``, the placeholder keys local servers are given)
+        guards nothing and would turn ordinary letters of a server's message into stars.
+
+        >>> Secret("sk-abcdef123456").redact("bad key sk-abcdef123456!")
+        'bad key ***!'
+        >>> Secret("x").redact("Input should be 'text'")
+        "Input should be 'text'"
+        """
+        value = self._value
+        if len(value) < self.MIN_REDACTED:
+            return text
+        return text.replace(value, "***")
 
     def __repr__(self) -> str:
         return "Secret('***')"
@@ -270,9 +290,7 @@ class ResolvedConfig:
 
 
 def _scrub(text: str, cfg: ResolvedConfig) -> str:
-    if cfg.api_key is not None and cfg.api_key.get():
-        text = text.replace(cfg.api_key.get(), "***")
-    return text
+    return cfg.api_key.redact(text) if cfg.api_key is not None else text
 
 
 # --------------------------------------------------------------------------- layers

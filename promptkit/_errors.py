@@ -19,7 +19,8 @@ The hierarchy::
     └── BackendError                    a model call failed
         ├── AuthenticationError         401/403: the key is missing or wrong
         ├── BadRequestError             other 4xx: the server rejected the request
-        │   └── ContextLengthError      the prompt does not fit the model's context window
+        │   ├── ContextLengthError      the prompt does not fit the model's context window
+        │   └── FeatureRefusedError     the server refused a feature by name (never retried)
         ├── RateLimitError              429 after every retry
         ├── ServerError                 5xx after every retry
         ├── BackendTimeoutError         no answer in time, after every retry
@@ -44,6 +45,7 @@ __all__ = [
     "ChainStepError",
     "ChainWiringError",
     "ExtractionError",
+    "FeatureRefusedError",
     "StructuredOutputError",
     "AuthenticationError",
     "BackendConnectionError",
@@ -200,6 +202,33 @@ class BadRequestError(BackendError):
 
 class ContextLengthError(BadRequestError):
     """The prompt plus ``max_tokens`` does not fit the model's context window."""
+
+
+class FeatureRefusedError(BadRequestError):
+    """The server refused a feature of the request by name, whatever its status (a 4xx,
+    or a 5xx whose message names the field): ``features`` lists them, as promptkit names
+    (``"n"``, ``"seed"``, ``"logprobs"``, ...), ``"json_schema"`` for the JSON-schema form
+    of the response format, or ``"response_format"`` for the response format as a whole.
+
+    Never retried. :class:`~promptkit.LLM` calls catch it, fall back (``n`` emulated by one
+    request per choice, ``json_schema`` sent as ``json_object`` with the schema, the others
+    dropped per ``on_unsupported``) and remember the refusal for the backend's later calls;
+    it reaches the caller when ``on_unsupported="error"`` or nothing is left to fall back to.
+
+    >>> FeatureRefusedError("no seeds here", status=400, features=("seed",)).features
+    ('seed',)
+    """
+
+    features: tuple[str, ...] = ()
+    #: What the server said, in brief (its validation messages where it sent some).
+    reason: str = ""
+
+    def __init__(
+        self, message: str, *, features: tuple[str, ...] = (), reason: str = "", **kw: Any
+    ) -> None:
+        self.features = tuple(features)
+        self.reason = reason
+        super().__init__(message, **kw)
 
 
 class RateLimitError(BackendError):

@@ -30,6 +30,7 @@ from .._completion import Choice, Completion, Usage
 from .._errors import (
     ConfigurationError,
     ContentFilteredError,
+    FeatureRefusedError,
     MalformedResponseError,
     ParameterError,
     TruncatedError,
@@ -176,6 +177,33 @@ class Backend(ABC):
     renames: ClassVar[dict[str, str]] = {}
 
     model: str = ""
+    #: What the server refused by name (:meth:`refuse`), shared by every call.
+    _refused: dict[str, str] | None = None
+
+    @property
+    def refused(self) -> dict[str, str]:
+        """The features this backend's server refused, each with the reason (empty until
+        a :class:`~promptkit.FeatureRefusedError` comes back; see :meth:`refuse`)."""
+        return dict(self._refused or {})
+
+    def refuse(self, feature: str, reason: str) -> None:
+        """Remember that the server refuses ``feature`` (a promptkit parameter name,
+        ``"json_schema"`` or ``"response_format"``), so that later requests go straight to
+        the fallback: ``n`` is then emulated, a refused parameter counts as unsupported
+        (dropped per ``on_unsupported``, with ``reason``), ``json_schema`` is sent as
+        ``json_object`` with the schema and ``response_format`` not at all.
+
+        >>> from promptkit import FakeBackend
+        >>> b = FakeBackend(supports=["seed", "temperature"])
+        >>> b.refuse("seed", "the server refused seed (400)")
+        >>> sorted(b.supports), b.refused
+        (['temperature'], {'seed': 'the server refused seed (400)'})
+        """
+        self._refused = {**(self._refused or {}), feature: reason}
+        if feature == "n":
+            self.native_n = False  # type: ignore[misc]
+        elif feature in self.supports:
+            self.supports = self.supports - {feature}  # type: ignore[misc]
 
     def embed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
         """Embed one batch of texts: one vector per text, in order."""
@@ -254,7 +282,12 @@ class LLM:
     overrides win. ``on_unsupported`` decides what happens to a parameter the backend cannot
     honour: ``"warn"`` (default: dropped, with an :class:`UnsupportedParameterWarning`),
     ``"drop"`` (dropped quietly) or ``"error"`` (:class:`~promptkit.ParameterError`). Either
-    way the dropped parameters are listed in ``Completion.dropped``. ``on_truncation="error"``
+    way the dropped parameters are listed in ``Completion.dropped``. The same policy applies
+    when the server itself refuses a feature by name
+    (:class:`~promptkit.FeatureRefusedError`): after that one failed request the call falls
+    back (``n`` emulated, JSON-schema output as ``json_object`` with the schema, then
+    instructions alone, parameters dropped) and the backend remembers
+    (:attr:`Backend.refused`). ``on_truncation="error"``
     turns a reply cut at ``max_tokens`` into :class:`~promptkit.TruncatedError`.
     ``cache`` (e.g. :class:`promptkit.Cache`) answers repeated identical requests without
     calling the backend; a hit is marked ``Completion.cached``.
@@ -341,23 +374,25 @@ class LLM:
         wanted = merged.set_fields()
         n = int(wanted.pop("n", None) or 1)
         supported = self.backend.supports
+        refused = self.backend._refused or {}
         kept: dict[str, Any] = {}
         dropped: dict[str, str] = {}
         for key, value in wanted.items():
             if key in supported or key in _ALWAYS_OK:
                 kept[key] = value
                 continue
-            reason = f"the {self.backend.name} backend cannot honour {key}"
-            if self.on_unsupported == "error":
-                raise ParameterError(
-                    f"{key}={value!r}: {reason}. Remove it, or connect with "
-                    "on_unsupported='drop' (or 'warn') to send the request without it."
-                )
-            if self.on_unsupported == "warn":
-                warnings.warn(
-                    f"{key}={value!r} dropped: {reason}.", UnsupportedParameterWarning, stacklevel=4
-                )
+            reason = refused.get(key) or f"the {self.backend.name} backend cannot honour {key}"
+            self._unsupported(key, value, reason)
             dropped[key] = reason
+        if response_format is not None and refused:
+            if "response_format" in refused:
+                reason = refused["response_format"]
+                self._unsupported("response_format", "json_schema", reason)
+                dropped["response_format"] = reason
+                response_format = None
+            elif "json_schema" in refused:
+                self._unsupported("response_format", None, refused["json_schema"], substitute=True)
+                dropped["response_format"] = refused["json_schema"]
         if n > 1 and self.backend.native_n:
             kept["n"] = n
         request = Request(
@@ -383,6 +418,82 @@ class LLM:
         if "seed" not in self.backend.supports:
             return None, False
         return random.randrange(_SEED_SPAN), True
+
+    def _unsupported(
+        self, key: str, value: Any, reason: str, stacklevel: int = 5, substitute: bool = False
+    ) -> None:
+        """Apply ``on_unsupported`` to ``key=value``, which cannot be sent (``reason``). A
+        ``substitute`` (the same effect by other means: emulated ``n``, ``json_object``
+        with the schema) is only warned about."""
+        if substitute:
+            if self.on_unsupported == "warn":
+                warnings.warn(
+                    f"{key}: {reason}.", UnsupportedParameterWarning, stacklevel=stacklevel
+                )
+            return
+        if self.on_unsupported == "error":
+            raise ParameterError(
+                f"{key}={value!r}: {reason}. Remove it, or connect with "
+                "on_unsupported='drop' (or 'warn') to send the request without it."
+            )
+        if self.on_unsupported == "warn":
+            warnings.warn(
+                f"{key}={value!r} dropped: {reason}.",
+                UnsupportedParameterWarning,
+                stacklevel=stacklevel,
+            )
+
+    def _fall_back(
+        self, request: Request, exc: FeatureRefusedError, notes: dict[str, str], seen: set[str]
+    ) -> Request:
+        """``request`` without the features the server just refused (``exc``), which the
+        backend remembers; what was changed goes in ``notes``, the features fallen back
+        from in ``seen`` (one call's). Raises ``exc`` when nothing is left to fall back to
+        (:class:`~promptkit.ParameterError` when ``on_unsupported="error"`` forbids a drop).
+        Another call may have recorded the same refusal meanwhile: this one still falls
+        back."""
+        backend = self.backend
+        said = f': "{exc.reason}"' if exc.reason else ""
+        params = dict(request.params)
+        response_format = request.response_format
+        changed = False
+        for feature in exc.features:
+            reason = f"the server refused {feature} ({exc.status}{said})"
+            if feature in seen:
+                continue  # refused again after this call's fallback: nothing more to try
+            seen.add(feature)
+            if feature == "json_schema" and response_format is not None:
+                reason += "; sent as json_object with the schema"
+                backend.refuse(feature, reason)
+                self._unsupported("response_format", None, reason, 6, substitute=True)
+                notes["response_format"] = reason
+                changed = True
+                continue
+            if feature == "n":
+                reason += "; one request per choice instead"
+                backend.refuse(feature, reason)
+                self._unsupported("n", params.get("n"), reason, 6, substitute=True)
+                notes["n"] = reason
+                changed = params.pop("n", None) is not None or changed
+                continue
+            if feature == "response_format":
+                value: Any = response_format
+                response_format = None
+            elif feature in params:
+                value = params.pop(feature)
+                if feature == "logprobs":
+                    params.pop("top_logprobs", None)
+            else:
+                continue
+            backend.refuse(feature, reason)
+            if feature == "logprobs":
+                backend.refuse("top_logprobs", reason)
+            self._unsupported(feature, value, reason, stacklevel=6)
+            notes[feature] = reason
+            changed = True
+        if not changed:
+            raise exc
+        return replace(request, params=params, response_format=response_format)
 
     def _next_requests(
         self, request: Request, have: int, n: int, base: tuple[int | None, bool]
@@ -433,7 +544,7 @@ class LLM:
             backend=self.backend.name,
             usage=usage,
             params_sent=params_sent,
-            dropped={**dropped, **last.dropped},
+            dropped={**dropped, **{k: v for p in parts for k, v in p.dropped.items()}},
             renamed=renamed,
             latency_s=time.perf_counter() - started,
             requests=sum(p.requests for p in parts),
@@ -495,7 +606,18 @@ class LLM:
             hit = self.cache.get(self.backend, req)
             if hit is not None:
                 return hit
-        part = self.backend.complete(req)
+        notes: dict[str, str] = {}
+        seen: set[str] = set()
+        refusals = 0
+        while True:
+            try:
+                part = self.backend.complete(req)
+                break
+            except FeatureRefusedError as exc:
+                # one failed request, then the fallback (remembered by the backend)
+                req = self._fall_back(req, exc, notes, seen)
+                refusals += 1
+        self._noted(part, notes, refusals)
         if self.cache is not None and part.choices:
             self.cache.put(self.backend, req, part)
         return part
@@ -505,10 +627,28 @@ class LLM:
             hit = self.cache.get(self.backend, req)
             if hit is not None:
                 return hit
-        part = await self.backend.acomplete(req)
+        notes: dict[str, str] = {}
+        seen: set[str] = set()
+        refusals = 0
+        while True:
+            try:
+                part = await self.backend.acomplete(req)
+                break
+            except FeatureRefusedError as exc:
+                req = self._fall_back(req, exc, notes, seen)
+                refusals += 1
+        self._noted(part, notes, refusals)
         if self.cache is not None and part.choices:
             self.cache.put(self.backend, req, part)
         return part
+
+    @staticmethod
+    def _noted(part: Completion, notes: dict[str, str], refusals: int) -> None:
+        """Report a call's fallbacks in ``Completion.dropped``; its refused requests count
+        in ``requests``."""
+        if refusals:
+            part.dropped.update(notes)
+            part.requests += refusals
 
     def _run(self, request: Request, n: int, dropped: dict[str, str]) -> Completion:
         started = time.perf_counter()
@@ -777,6 +917,7 @@ class TextStream:
         self._dropped = dropped
         self._pieces: list[str] = []
         self._last: Delta | None = None
+        self._seen: set[str] = set()  # features refused and fallen back from
         self._usage = Usage()
         self._model: str | None = None
         self._started = time.perf_counter()
@@ -813,19 +954,37 @@ class TextStream:
         self._llm._check(done)
         self.completion = done
 
+    def _refused(self, exc: FeatureRefusedError) -> None:
+        """A refusal when the stream opened: fall back (the request is sent again)."""
+        if self._pieces:
+            raise exc
+        notes: dict[str, str] = {}
+        self._request = self._llm._fall_back(self._request, exc, notes, self._seen)
+        self._dropped.update(notes)
+
     def __iter__(self) -> Iterator[str]:
-        for delta in self._llm.backend.stream(self._request):
-            if delta.text or delta.finish_reason is not None or delta.usage is not None:
-                text = self._take(delta)
-                if text:
-                    yield text
+        while True:
+            try:
+                for delta in self._llm.backend.stream(self._request):
+                    if delta.text or delta.finish_reason is not None or delta.usage is not None:
+                        text = self._take(delta)
+                        if text:
+                            yield text
+                break
+            except FeatureRefusedError as exc:
+                self._refused(exc)
         self._done()
 
     async def __aiter__(self) -> AsyncIterator[str]:
-        async for delta in self._llm.backend.astream(self._request):
-            text = self._take(delta)
-            if text:
-                yield text
+        while True:
+            try:
+                async for delta in self._llm.backend.astream(self._request):
+                    text = self._take(delta)
+                    if text:
+                        yield text
+                break
+            except FeatureRefusedError as exc:
+                self._refused(exc)
         self._done()
 
     @property

@@ -5,15 +5,20 @@
 failures with tenacity, and turns every failure into a :mod:`promptkit` error. Subclasses
 (the OpenAI-compatible and Ollama backends) only build bodies and parse replies.
 
-Retries (see :class:`RetryPolicy`): 429, every 5xx, timeouts, refused and dropped
-connections are retried with exponential backoff and jitter; a ``Retry-After`` header
-(seconds or an HTTP date, or OpenAI's ``retry-after-ms``) is honoured up to
-``retry_after_max``. Other 4xx are not retried. The first attempt runs without any retry
-machinery, so a call that succeeds pays nothing for it.
+Retries (see :class:`RetryPolicy` for the rules): 408, 409, 429, 5xx (but 501),
+timeouts, refused and dropped connections are retried with exponential backoff and jitter;
+a ``Retry-After`` header (seconds or an HTTP date, or OpenAI's ``retry-after-ms``) is
+honoured, and one asking for longer than ``retry_after_max`` ends the call at once with
+the error (``RateLimitError.retry_after`` says how long). A server's ``x-should-retry:
+true``/``false`` header overrides the status. Deterministic refusals are never retried: a
+context overflow, a server not started for embeddings, 501, and a server refusing a
+feature by name (:class:`~promptkit.FeatureRefusedError`: one failed request, then the
+client falls back and remembers). The first attempt runs without any retry machinery, so
+a call that succeeds pays nothing for it.
 
 The API key lives in a :class:`~promptkit._config.Secret`, whose ``repr`` is masked; it is
 sent only as ``Authorization: Bearer ...`` and is redacted from every error message and
-body excerpt.
+body excerpt (see :meth:`~promptkit._config.Secret.redact` for the rule).
 Errors are raised outside of ``except`` blocks, so no httpx or json exception (whose
 request object would carry the headers) is chained to what the user sees.
 """
@@ -47,6 +52,7 @@ from .._errors import (
     BadRequestError,
     ConfigurationError,
     ContextLengthError,
+    FeatureRefusedError,
     MalformedResponseError,
     ParameterError,
     RateLimitError,
@@ -76,6 +82,45 @@ _NO_EMBEDDINGS_PHRASES = (
     "does not support embeddings",
     "start it with `--embeddings`",
 )
+
+#: promptkit parameters a server may refuse by name (FeatureRefusedError.features); the
+#: client emulates ``n`` and drops the others per ``on_unsupported``. The response format
+#: is ``"json_schema"`` (the JSON-schema form refused: json_object with the schema is
+#: tried) or ``"response_format"`` (refused whole: instructions alone).
+REFUSABLE = frozenset(
+    {
+        "n",
+        "logprobs",
+        "top_logprobs",
+        "seed",
+        "top_k",
+        "min_p",
+        "repetition_penalty",
+        "presence_penalty",
+        "frequency_penalty",
+    }
+)
+
+#: How servers word the refusal of a field or value (pydantic, FastAPI, OpenAI, vLLM,
+#: llama.cpp); a refusal also names a field the request sent.
+_REFUSAL_PHRASES = (
+    "not supported",
+    "unsupported",
+    "does not support",
+    "not allowed",
+    "not permitted",
+    "extra_forbidden",
+    "literal_error",
+    "input should be '",
+    "unrecognized",
+    "unknown field",
+    "unknown parameter",
+    "not implemented",
+    "only one completion choice",
+)
+
+#: ``n`` named in a message: quoted, or as in "n must be 1", "n > 1", "n != 1".
+_N_NAMED = re.compile(r"['\"`]n['\"`]|\bn\s*(?:must|>|!=|should)|only one completion choice")
 
 _KEY_LIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{6})[A-Za-z0-9_\-]+")
 
@@ -131,8 +176,10 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def _redact(text: str, secret: Secret | None) -> str:
-    if secret is not None and secret.get():
-        text = text.replace(secret.get(), "***")
+    """``text`` without the API key (:meth:`Secret.redact`) or anything shaped like an
+    OpenAI key (``sk-`` and its first 6 characters stay)."""
+    if secret is not None:
+        text = secret.redact(text)
     return _KEY_LIKE.sub(r"\1***", text)
 
 
@@ -208,6 +255,48 @@ def _is_no_embeddings(text: str) -> bool:
     return any(p in low for p in _NO_EMBEDDINGS_PHRASES)
 
 
+_PYDANTIC_MSG = re.compile(r"""['"]msg['"]:\s*(?:"((?:[^"\\]|\\.)*)"|'([^']*)')""")
+
+
+def _brief(message: str, limit: int = 200) -> str:
+    """A server's error message in brief: the ``msg`` of each pydantic/FastAPI validation
+    error it holds, else the message itself, cut at ``limit``."""
+    found = [a or b for a, b in _PYDANTIC_MSG.findall(message)]
+    text = "; ".join(dict.fromkeys(m.replace('\\"', '"') for m in found if m)) or message
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _refused_features(text: str, content: bytes, renames: Mapping[str, str]) -> tuple[str, ...]:
+    """The features of the request ``content`` that an error ``text`` refuses by name
+    (see :data:`REFUSABLE`); empty when it names none or is not worded as a refusal."""
+    low = text.lower()
+    if not any(p in low for p in _REFUSAL_PHRASES):
+        return ()
+    body = loads(content) if content else None
+    if not isinstance(body, dict):
+        return ()
+    sent = dict(body)
+    if isinstance(body.get("options"), dict):  # Ollama's native sampling options
+        sent.update(body["options"])
+    names = {wire: name for name, wire in renames.items()}
+    out: list[str] = []
+    rf = sent.get("response_format")
+    if isinstance(rf, dict) and re.search(r"\bresponse_format\b|\bjson_schema\b", low):
+        out.append("json_schema" if rf.get("type") == "json_schema" else "response_format")
+    for wire in sent:
+        name = names.get(wire, wire)
+        if name not in REFUSABLE:
+            continue
+        if name == "n":
+            # vLLM's "n must be 1 when using greedy sampling" refuses a combination, not n
+            if _N_NAMED.search(low) and "greedy" not in low:
+                out.append(name)
+        elif re.search(rf"\b{re.escape(wire)}\b", low):
+            out.append(name)
+    return tuple(out)
+
+
 class _Failure(Exception):
     """One failed attempt, already stripped of httpx objects. Never reaches the user."""
 
@@ -222,6 +311,8 @@ class _Failure(Exception):
         body: str | None = None,
         retry_after: float | None = None,
         detail: str = "",
+        refused: tuple[str, ...] = (),
+        too_long: bool = False,
     ) -> None:
         super().__init__(kind)
         self.kind = kind  # "status", "timeout", "connect", "dropped", "transport"
@@ -232,6 +323,8 @@ class _Failure(Exception):
         self.body = body
         self.retry_after = retry_after
         self.detail = detail
+        self.refused = refused  # features the server refused by name (never retried)
+        self.too_long = too_long  # Retry-After beyond retry_after_max (not retried)
 
 
 class _StopAt(tenacity.stop.stop_base):
@@ -246,13 +339,28 @@ class _StopAt(tenacity.stop.stop_base):
 
 @dataclass
 class RetryPolicy:
-    """How a backend retries transient failures (429, 5xx, timeouts, lost connections).
+    """How a backend retries transient failures.
+
+    What is retried, in this order of precedence:
+
+    1. A reply with ``x-should-retry: true`` or ``false`` (OpenAI's header): as it says,
+       whatever its status (a 4xx too; a 5xx or 429 not).
+    2. Never: a server refusing a feature by name (a 4xx, or a 5xx whose message names a
+       field the request sent, such as llama-cpp-python's 500 "Input should be 'text' or
+       'json_object'" for ``response_format``, or llama-server's "Only one completion
+       choice is allowed" for ``n``): :class:`~promptkit.FeatureRefusedError` after one
+       request, and the client falls back; a prompt over the context window; a server not
+       started for embeddings; 501 Not Implemented; 429 ``insufficient_quota``.
+    3. 408 (request timeout), 409 (conflict, e.g. a lock), 429, every other 5xx, timeouts,
+       refused and dropped connections. Other 4xx are not retried.
 
     ``max_retries`` retries follow the first attempt (3 -> at most 4 attempts). The wait
     before retry *k* is ``base_delay * 2**(k-1)``, capped at ``max_delay``, with jitter
-    (between half and all of it); a ``Retry-After`` header replaces it, capped at
-    ``retry_after_max``. No retry starts after ``total_timeout`` seconds. ``sleep`` and
-    ``asleep`` do the waiting (replace them in tests).
+    (between half and all of it); a ``Retry-After`` header replaces it. A ``Retry-After``
+    longer than ``retry_after_max`` is not waited for: the error is raised at once, with
+    ``RateLimitError.retry_after`` for a 429 (the batch runner pauses for it). No retry
+    starts after ``total_timeout`` seconds. ``sleep`` and ``asleep`` do the waiting
+    (replace them in tests).
 
     >>> RetryPolicy(max_retries=0).max_retries
     0
@@ -592,16 +700,43 @@ class HTTPBackend(Backend):
             return _Failure("dropped", retryable=True, detail=name)
         return _Failure("transport", retryable=False, detail=name)
 
-    def _status_failure(self, resp: httpx.Response) -> _Failure:
+    def _status_failure(self, resp: httpx.Response, content: bytes = b"") -> _Failure:
+        """The failure of a reply with an error status to the request body ``content``
+        (the retry rules are :class:`RetryPolicy`'s)."""
         status = resp.status_code
         text = resp.content.decode("utf-8", "replace")
         message, code = _server_message(loads(text) if text else None)
         full = f"{message} {code} {text[:2000]}"
+        refused: tuple[str, ...] = ()
+        if (
+            status >= 400
+            and status not in (401, 403, 404, 408, 409, 429)
+            and not (_is_context_error(full))
+        ):
+            # the server's message only: a body echoing the request names every field
+            said = f"{message} {code}" if message else text[:2000]
+            refused = _refused_features(said, content, self.renames)
+        should = resp.headers.get("x-should-retry", "").strip().lower()
         retryable = False
-        if status == 429:
+        if should in ("true", "false"):
+            retryable = should == "true"
+        elif refused or status == 501:
+            retryable = False
+        elif status in (408, 409):
+            retryable = True
+        elif status == 429:
             retryable = "insufficient_quota" not in full
         elif status >= 500:
             retryable = not (_is_context_error(full) or _is_no_embeddings(full))
+        retry_after = _retry_after(resp.headers) if retryable or status == 429 else None
+        too_long = (
+            retryable
+            and self.retry.max_retries > 0
+            and retry_after is not None
+            and retry_after > self.retry.retry_after_max
+        )
+        if too_long:
+            retryable = False
         return _Failure(
             "status",
             retryable=retryable,
@@ -609,7 +744,9 @@ class HTTPBackend(Backend):
             message=_excerpt(message, self._key, 500),
             code=code,
             body=_excerpt(text, self._key),
-            retry_after=_retry_after(resp.headers) if retryable or status == 429 else None,
+            retry_after=retry_after,
+            refused=refused,
+            too_long=too_long,
         )
 
     def _attempt(
@@ -638,7 +775,7 @@ class HTTPBackend(Backend):
                 finally:
                     resp.close()
             if failure is None:
-                failure = self._status_failure(resp)
+                failure = self._status_failure(resp, content)
         raise failure
 
     async def _aattempt(
@@ -667,7 +804,7 @@ class HTTPBackend(Backend):
                 finally:
                     await resp.aclose()
             if failure is None:
-                failure = self._status_failure(resp)
+                failure = self._status_failure(resp, content)
         raise failure
 
     # ------------------------------------------------------------------ with retries
@@ -926,6 +1063,39 @@ class HTTPBackend(Backend):
                 "with a longer context.",
                 **kw,
             )
+        if f.refused:
+            brief = _brief(f.message or f.body or "")
+            return FeatureRefusedError(
+                f"{self.name} at {url} refused {', '.join(f.refused)} ({status}). Server "
+                f'said: "{brief.rstrip(".")}". Not retried: LLM calls fall back without it '
+                "(per on_unsupported) and remember; otherwise leave it out of the request.",
+                features=f.refused,
+                reason=brief,
+                **kw,
+            )
+        if f.too_long:
+            wait = (
+                f"asked to wait {f.retry_after:g}s before a retry ({status}), longer than "
+                f"retry_after_max ({self.retry.retry_after_max:g}s), so the call stopped "
+                f"at once{tries}.{said}"
+            )
+            if status == 429:
+                return RateLimitError(
+                    f"{self.name} {wait} Try again after retry_after seconds (the batch "
+                    "runner pauses for it), or raise retry_after_max to wait inside the call.",
+                    retry_after=f.retry_after,
+                    **kw,
+                )
+            return ServerError(
+                f"{self.name} at {url} {wait} Try again later, or raise retry_after_max.",
+                **kw,
+            )
+        if status == 408:
+            return BackendTimeoutError(
+                f"{self.name} at {url} timed out the request (408){tries}.{said} Try again "
+                "later, lower max_tokens, or check the server load.",
+                **kw,
+            )
         if status in (401, 403):
             return AuthenticationError(
                 f"{self.name} at {url} refused the credentials ({status}).{said} "
@@ -954,6 +1124,12 @@ class HTTPBackend(Backend):
                 "--embedding true), or embed with a server or model that has embeddings.",
                 **kw,
             )
+        if status == 501:
+            return ServerError(
+                f"{self.name} at {url} does not implement this request (501).{said} Not "
+                "retried: use a server, endpoint or option that has it.",
+                **kw,
+            )
         if status >= 500:
             return ServerError(
                 f"{self.name} at {url} failed with {status}{tries}.{said} Try again later; "
@@ -962,6 +1138,12 @@ class HTTPBackend(Backend):
             )
         if status == 404:
             return BadRequestError(self._not_found(f) + said, **kw)
+        if status == 409:
+            return BadRequestError(
+                f"{self.name} at {url} reported a conflict (409){tries}.{said} Another "
+                "request probably holds the resource: try again later.",
+                **kw,
+            )
         if 300 <= status < 400:
             return BadRequestError(
                 f"{self.name} at {url} redirected the request ({status}). Set base_url to "

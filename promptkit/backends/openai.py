@@ -295,7 +295,10 @@ class OpenAIBackend(HTTPBackend):
     # ------------------------------------------------------------------ request body
 
     def _response_format(self, rf: Mapping[str, Any]) -> dict[str, Any]:
-        """Request.response_format -> the body's ``response_format``."""
+        """Request.response_format -> the body's ``response_format`` (``json_object`` with
+        the schema once the server refused ``json_schema``, as llama-cpp-python's does)."""
+        if self._refused and "json_schema" in self._refused:
+            return {"type": "json_object", "schema": rf["schema"]}
         spec: dict[str, Any] = {"name": rf.get("name") or "response", "schema": rf["schema"]}
         if rf.get("strict") is not None:
             spec["strict"] = bool(rf["strict"])
