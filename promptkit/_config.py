@@ -611,6 +611,12 @@ def resolve_config(
             arg_layer.model_where = f"argument (short form {backend!r})"
     if model is not None and arg_layer.model is None:
         arg_layer.model = model
+    # connect(client=openai.OpenAI(...)): the client names the backend, and carries its own
+    # base URL and credentials (none are taken from files or the environment)
+    sdk_client = options.get("client", options.get("async_client"))
+    inferred_from_client = backend is None and sdk_client is not None
+    if inferred_from_client:
+        arg_layer.backend = "azure" if "Azure" in type(sdk_client).__name__ else "openai-sdk"
     arg_layer.base_url, arg_layer.api_key = base_url, secret
     layers.append(arg_layer)
 
@@ -631,6 +637,8 @@ def resolve_config(
         if layer.backend is not None:
             chosen_backend = layer.backend
             sources["backend"] = where(layer, "backend")
+            if layer is arg_layer and inferred_from_client:
+                sources["backend"] = "inferred from client= (argument)"
             break
     if chosen_backend is None:
         with_url = next((ly for ly in reversed(layers) if ly.base_url is not None), None)
@@ -674,7 +682,23 @@ def resolve_config(
             sources["api_key"] = f"env {layer.api_key_env} (api_key_env in {layer.where})"
             break
 
-    if chosen_backend == "openai":
+    azure_options: dict[str, Any] = {}
+    if sdk_client is not None:
+        for name in ("base_url", "api_key"):
+            if sources.get(name, "argument") != "argument":
+                del sources[name]
+                if name == "base_url":
+                    resolved["base_url"] = None
+                else:
+                    key = None
+    elif chosen_backend == "azure":
+        _azure_fallbacks(env, resolved, sources, azure_options)
+        if key is None and env.get("AZURE_OPENAI_API_KEY"):
+            url = resolved["base_url"]
+            if sources.get("base_url") == "env AZURE_OPENAI_ENDPOINT" or url is None:
+                key = Secret(env["AZURE_OPENAI_API_KEY"])
+                sources["api_key"] = "env AZURE_OPENAI_API_KEY"
+    elif chosen_backend in ("openai", "openai-sdk"):
         if resolved["base_url"] is None and env.get("OPENAI_BASE_URL"):
             resolved["base_url"] = env["OPENAI_BASE_URL"]
             sources["base_url"] = "env OPENAI_BASE_URL"
@@ -708,6 +732,8 @@ def resolve_config(
         for name, value in layer.options.items():
             merged_options[name] = value
             sources[f"options.{name}"] = layer.where
+    for name, value in azure_options.items():
+        merged_options.setdefault(name, value)
     for layer in layers:
         if not layer.applies_to(chosen_backend):
             for name in layer.unknown:
@@ -760,6 +786,27 @@ def resolve_config(
         sources=sources,
         api_key=key,
     )
+
+
+def _azure_fallbacks(
+    env: Mapping[str, str],
+    resolved: dict[str, Any],
+    sources: dict[str, str],
+    options: dict[str, Any],
+) -> None:
+    """Azure OpenAI's conventional variables, below every promptkit source: the endpoint,
+    the deployment (promptkit's ``model``) and the API version (an option)."""
+    if resolved["base_url"] is None and env.get("AZURE_OPENAI_ENDPOINT"):
+        resolved["base_url"] = env["AZURE_OPENAI_ENDPOINT"]
+        sources["base_url"] = "env AZURE_OPENAI_ENDPOINT"
+    if resolved["model"] is None and env.get("AZURE_OPENAI_DEPLOYMENT"):
+        resolved["model"] = env["AZURE_OPENAI_DEPLOYMENT"]
+        sources["model"] = "env AZURE_OPENAI_DEPLOYMENT"
+    for var in ("AZURE_OPENAI_API_VERSION", "OPENAI_API_VERSION"):
+        if "api_version" not in options and env.get(var):
+            options["api_version"] = env[var]
+            sources["options.api_version"] = f"env {var}"
+            break
 
 
 def _constructor_options(backend: str) -> set[str]:
