@@ -9,9 +9,14 @@ Where each setting comes from, highest precedence first:
 3. **the selected profile** of the configuration file (``[profiles.NAME]``), chosen by
    ``profile=``, else ``PROMPTKIT_PROFILE``, else the file's ``default_profile``;
 4. **the configuration file's top level**;
-5. for the ``openai`` backend only, the conventional ``OPENAI_BASE_URL`` and
-   ``OPENAI_API_KEY`` as fallbacks (``OPENAI_API_KEY`` is sent only to api.openai.com or to
-   ``OPENAI_BASE_URL``, never to a server configured elsewhere);
+5. for the ``openai`` and ``openai-sdk`` backends, the conventional ``OPENAI_BASE_URL``
+   and ``OPENAI_API_KEY`` as fallbacks (``OPENAI_API_KEY`` is sent only to api.openai.com
+   or to ``OPENAI_BASE_URL``, never to a server configured elsewhere); for ``azure``,
+   ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY`` (sent only to that endpoint),
+   ``AZURE_OPENAI_DEPLOYMENT`` (the model) and ``AZURE_OPENAI_API_VERSION`` /
+   ``OPENAI_API_VERSION``. With
+   ``connect(client=openai.OpenAI(...))`` the client carries its own URL and credentials,
+   and names the backend (``openai-sdk``, or ``azure`` for an ``AzureOpenAI`` client);
 6. **the built-in default**: the embedded ``llamacpp`` backend running SmolLM2-135M-Instruct
    in-process (``pip install "promptkit[local]"``).
 
@@ -536,9 +541,10 @@ def resolve_config(
     """Work out what :func:`connect` would build, without building it.
 
     Precedence, highest first: explicit arguments > environment variables > the selected
-    profile > the file's top level > (openai only) ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` >
-    the built-in default (embedded ``llamacpp`` with SmolLM2-135M-Instruct). ``env`` and
-    ``cwd`` default to ``os.environ`` and the current directory; ``config_file`` overrides
+    profile > the file's top level > (openai, openai-sdk) ``OPENAI_BASE_URL``/
+    ``OPENAI_API_KEY``, (azure) ``AZURE_OPENAI_*`` > the built-in default (embedded
+    ``llamacpp`` with SmolLM2-135M-Instruct). ``env`` and ``cwd`` default to
+    ``os.environ`` and the current directory; ``config_file`` overrides
     the file search (and ``PROMPTKIT_CONFIG``).
 
     >>> cfg = resolve_config(env={"PROMPTKIT_BACKEND": "ollama:llama3.2:1b"}, cwd=Path("/"))
@@ -848,9 +854,9 @@ def connect(
     >>> llm.complete("Capital of France?").text
     'Paris'
 
-    ``backend`` is a backend name (``"openai"``, ``"vllm"``, ``"llama-server"``,
-    ``"ollama"``, ``"llamacpp"``, a plugin's name) or the short form ``"backend:model"``
-    (``"ollama:llama3.2:1b"``). Settings not given here come, in order, from the
+    ``backend`` is a backend name (``"openai"``, ``"openai-sdk"``, ``"azure"``, ``"vllm"``,
+    ``"llama-server"``, ``"ollama"``, ``"llamacpp"``, a plugin's name) or the short form
+    ``"backend:model"`` (``"ollama:llama3.2:1b"``). Settings not given here come, in order, from the
     ``PROMPTKIT_*`` environment variables, the selected profile of ``promptkit.toml`` (or
     ``[tool.promptkit]`` in ``pyproject.toml``), that file's top level, and finally the
     built-in default: the embedded llama.cpp backend with SmolLM2-135M-Instruct, which needs
@@ -861,6 +867,10 @@ def connect(
 
     ``cache`` (a :class:`promptkit.Cache`, or a path for one) answers repeated identical
     requests from disk; hits are marked ``Completion.cached``.
+
+    ``client=`` (and ``async_client=``) wrap an ``openai`` SDK client you already have:
+    ``connect(client=openai.OpenAI(), model="gpt-4o-mini")`` (see
+    :class:`~promptkit.OpenAISDKBackend`).
     """
     cfg = resolve_config(
         backend,

@@ -96,7 +96,7 @@ class OpenAISDKBackend(OpenAIBackend):
     api_key=...)`` (settings from ``promptkit.toml`` and ``PROMPTKIT_*`` variables as for
     every backend; the SDK falls back to ``OPENAI_API_KEY``).
 
-    >>> OpenAISDKBackend(model="m", base_url="http://127.0.0.1:8080/v1")  # doctest: +SKIP
+    >>> OpenAISDKBackend(model="m", base_url="http://127.0.0.1:8080/v1")
     <OpenAISDKBackend model='m' base_url='http://127.0.0.1:8080/v1'>
 
     Options beyond :class:`~promptkit.backends.openai.OpenAIBackend`'s:
@@ -517,7 +517,7 @@ class AzureOpenAIBackend(OpenAISDKBackend):
     client: ``pk.connect(client=openai.AzureOpenAI(...), model="gpt-4o-prod")``.
 
     >>> AzureOpenAIBackend(model="dep", base_url="https://x.openai.azure.com",
-    ...                    api_key="k", api_version="2024-10-21")  # doctest: +SKIP
+    ...                    api_key="k", api_version="2024-10-21")
     <AzureOpenAIBackend model='dep' base_url='https://x.openai.azure.com/openai'>
     """
 
