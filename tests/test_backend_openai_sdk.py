@@ -624,3 +624,29 @@ def test_openai_sdk_built_from_settings_reads_openai_variables(
     route = mock.post(BASE + "/chat/completions").respond(json=ONE)
     assert cfg.build().complete("Hi").text == "Lyon"
     assert route.calls.last.request.headers["authorization"] == f"Bearer {KEY}"
+
+
+def test_cli_backends_probes_azure_with_its_header_and_api_version(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from promptkit._cli import main
+
+    (tmp_path / "promptkit.toml").write_text(
+        'backend = "fake"\n'
+        "[profiles.az]\n"
+        'backend = "azure"\n'
+        'model = "dep"\n'
+        f'base_url = "{AZURE}"\n'
+        'api_key_env = "MY_AZURE_KEY"\n'
+        'api_version = "2024-10-21"\n',
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MY_AZURE_KEY", AZURE_KEY)
+    with respx.mock(assert_all_called=False) as router:
+        route = router.get(AZURE + "/openai/models", params={"api-version": "2024-10-21"})
+        route.respond(json={"data": []})
+        assert main(["backends", "--json"]) == 0
+    assert route.calls.last.request.headers["api-key"] == AZURE_KEY
+    rows = {r["profile"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["az"]["reachable"] is True and AZURE_KEY not in json.dumps(rows)
