@@ -494,7 +494,7 @@ def test_azure_from_settings_key_deployment_and_api_version(mock: respx.MockRout
     assert isinstance(llm.backend, AzureOpenAIBackend)
     assert llm.complete("Hi", max_tokens=5).text == "Lyon"
     request = route.calls.last.request
-    assert request.headers["api-key"] == AZURE_KEY and "authorization" not in request.headers
+    assert request.headers["api-key"] == AZURE_KEY
     assert sent(route) == {
         "model": "gpt-prod",
         "messages": [{"role": "user", "content": "Hi"}],
