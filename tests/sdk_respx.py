@@ -28,7 +28,11 @@ def _sdk_http() -> Any:
 
 def _to_httpx(request: Any, content: bytes) -> httpx.Request:
     return httpx.Request(
-        request.method, str(request.url), headers=request.headers.multi_items(), content=content
+        request.method,
+        str(request.url),
+        headers=request.headers.multi_items(),
+        content=content,
+        extensions={"timeout": request.extensions.get("timeout")},
     )
 
 

@@ -650,3 +650,36 @@ def test_cli_backends_probes_azure_with_its_header_and_api_version(
     assert route.calls.last.request.headers["api-key"] == AZURE_KEY
     rows = {r["profile"]: r for r in json.loads(capsys.readouterr().out)}
     assert rows["az"]["reachable"] is True and AZURE_KEY not in json.dumps(rows)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_refused_stream_is_typed_and_retried(mock: respx.MockRouter, mode: str) -> None:
+    route = mock.post(BASE + "/chat/completions")
+    route.side_effect = [
+        httpx.Response(429, json={"error": {"message": "slow"}}, headers={"retry-after": "3"}),
+        httpx.Response(200, text=SSE, headers={"content-type": "text/event-stream"}),
+    ]
+    llm = pk.connect(client=sync_client(), async_client=async_client(), model="m")
+    sleeps = wrap(llm)
+    if mode == "sync":
+        text = "".join(llm.stream("Hi"))
+    else:
+
+        async def go() -> str:
+            return "".join([p async for p in llm.astream("Hi")])
+
+        text = asyncio.run(go())
+    assert text == "Hello" and route.call_count == 2 and sleeps.waits == [3.0]
+    mock.post(BASE + "/chat/completions").respond(401, json={"error": {"message": "no"}})
+    with pytest.raises(AuthenticationError):
+        list(llm.stream("Hi"))
+
+
+def test_a_calls_timeout_goes_to_the_sdk(mock: respx.MockRouter) -> None:
+    route = mock.post(BASE + "/chat/completions").respond(json=ONE)
+    llm = pk.connect(client=sync_client(timeout=30.0), model="m")
+    llm.complete("Hi", timeout=7)
+    llm.complete("Hi")
+    reads = [c.request.extensions["timeout"]["read"] for c in route.calls]
+    assert reads == [7.0, 30.0]
+    assert llm.backend.timeout == 30.0  # type: ignore[attr-defined]
