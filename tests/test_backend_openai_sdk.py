@@ -683,3 +683,28 @@ def test_a_calls_timeout_goes_to_the_sdk(mock: respx.MockRouter) -> None:
     reads = [c.request.extensions["timeout"]["read"] for c in route.calls]
     assert reads == [7.0, 30.0]
     assert llm.backend.timeout == 30.0  # type: ignore[attr-defined]
+
+
+def _echo(request: httpx.Request) -> httpx.Response:
+    """Replies with the last message's text, so every input gets its own answer."""
+    text = json.loads(request.content)["messages"][-1]["content"]
+    reply = {"model": "m", "choices": [{"index": 0, "message": {"content": text}}]}
+    reply["choices"][0]["finish_reason"] = "stop"
+    return httpx.Response(200, json=reply)
+
+
+@pytest.mark.parametrize("clients", ["sync", "both"])
+def test_batch_and_evaluation_run_through_the_sdk(mock: respx.MockRouter, clients: str) -> None:
+    from promptkit.runner import run_batch
+
+    route = mock.post(BASE + "/chat/completions").mock(side_effect=_echo)
+    both = {"async_client": async_client()} if clients == "both" else {}
+    llm = pk.connect(client=sync_client(), model="m", **both)
+    prompt = pk.ZeroShot(instruction="Echo.", template="{{ input }}")
+    result = run_batch(prompt, llm, [{"input": f"x{i}"} for i in range(6)], progress=False)
+    assert result.summary.ok == 6
+    assert all(text.strip().endswith(f"x{i}") for i, text in enumerate(result.texts))
+    data = pk.Dataset.from_rows([{"input": "7", "expected": "7"}, {"input": "8", "expected": "9"}])
+    report = pk.evaluate({"echo": prompt}, data, llm, progress=False)
+    assert report["echo"].accuracy == 0.5
+    assert route.call_count == 8
