@@ -708,3 +708,19 @@ def test_batch_and_evaluation_run_through_the_sdk(mock: respx.MockRouter, client
     report = pk.evaluate({"echo": prompt}, data, llm, progress=False)
     assert report["echo"].accuracy == 0.5
     assert route.call_count == 8
+
+
+def test_retries_sdk_on_clients_promptkit_builds(mock: respx.MockRouter) -> None:
+    route = mock.post(BASE + "/chat/completions").respond(
+        500, json={"error": {"message": "oops"}}, headers={"retry-after-ms": "1"}
+    )
+    llm = pk.connect("openai-sdk", base_url=BASE, model="m", max_retries=1, retries="sdk")
+    sleeps = wrap(llm)
+    with pytest.raises(ServerError) as info:
+        llm.complete("Hi")
+    assert route.call_count == 2 and info.value.attempts == 1 and sleeps.waits == []
+    llm = pk.connect("openai-sdk", base_url=BASE, model="m", max_retries=1)
+    sleeps = wrap(llm)
+    with pytest.raises(ServerError) as info:
+        llm.complete("Hi")
+    assert route.call_count == 4 and info.value.attempts == 2 and len(sleeps.waits) == 1

@@ -141,6 +141,9 @@ class OpenAISDKBackend(OpenAIBackend):
     ) -> None:
         if retries not in ("promptkit", "sdk"):
             raise ConfigurationError(f"retries={retries!r}: expected 'promptkit' or 'sdk'.")
+        self.retries: RetryOwner = retries
+        #: the max_retries of the clients promptkit builds (the SDK retries only if told to)
+        self._client_retries = max_retries if retries == "sdk" else 0
         self._own_clients = client is None and async_client is None
         if self._own_clients:
             client = self._build_client(
@@ -161,7 +164,6 @@ class OpenAISDKBackend(OpenAIBackend):
         first = sync if sync is not None else aio
         url = str(first.base_url).rstrip("/")
         key = first.api_key if isinstance(first.api_key, str) and first.api_key else None
-        self.retries: RetryOwner = retries
         super().__init__(
             model=model,
             base_url=url,
@@ -177,8 +179,8 @@ class OpenAISDKBackend(OpenAIBackend):
             retry_total_timeout=retry_total_timeout,
         )
         self._settings = (base_url, api_key, organization, project, timeout, headers, options)
-        self._sdk = self._no_retries(sync)
-        self._asdk = self._no_retries(aio)
+        self._sdk = sync if self._own_clients else self._no_retries(sync)
+        self._asdk = aio if self._own_clients else self._no_retries(aio)
         self._asdk_loop: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ clients
@@ -214,7 +216,7 @@ class OpenAISDKBackend(OpenAIBackend):
             organization=organization,
             project=project,
             timeout=timeout,
-            max_retries=0,
+            max_retries=self._client_retries,
             default_headers=dict(headers) if headers else None,
         )
 
@@ -295,7 +297,9 @@ class OpenAISDKBackend(OpenAIBackend):
 
     # ------------------------------------------------------------------ one attempt
 
-    def _call(self, client: Any, url: httpx.URL, content: bytes, timeout: float | None) -> Any:
+    def _call(
+        self, client: Any, url: httpx.URL, content: bytes, timeout: float | None
+    ) -> tuple[Any, dict[str, Any]]:
         """(create, kwargs): the SDK's raw-response ``create`` for this body."""
         openai = _openai()
         body: dict[str, Any] = json.loads(content)
@@ -608,7 +612,7 @@ class AzureOpenAIBackend(OpenAISDKBackend):
             organization=organization,
             project=project,
             timeout=timeout,
-            max_retries=0,
+            max_retries=self._client_retries,
             default_headers=dict(headers) if headers else None,
         )
 
