@@ -94,7 +94,7 @@ class OpenAISDKBackend(OpenAIBackend):
 
     or let promptkit build the clients: ``pk.connect("openai-sdk", model=..., base_url=...,
     api_key=...)`` (settings from ``promptkit.toml`` and ``PROMPTKIT_*`` variables as for
-    every backend; the SDK falls back to ``OPENAI_API_KEY``).
+    every backend, then ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY`` as for ``openai``).
 
     >>> OpenAISDKBackend(model="m", base_url="http://127.0.0.1:8080/v1")
     <OpenAISDKBackend model='m' base_url='http://127.0.0.1:8080/v1'>
@@ -107,8 +107,8 @@ class OpenAISDKBackend(OpenAIBackend):
       raise :class:`~promptkit.ConfigurationError`. ``base_url``, ``api_key`` and
       ``headers`` belong to the client then, and are refused here.
     - ``retries``: ``"promptkit"`` (default: promptkit's retry policy, the SDK called with
-      ``max_retries=0``) or ``"sdk"`` (the client's own ``max_retries``; promptkit makes
-      one attempt).
+      ``max_retries=0``) or ``"sdk"`` (the client's own ``max_retries``, or ``max_retries``
+      for a client promptkit builds; promptkit makes one attempt).
     - ``organization``, ``project``: for the clients promptkit builds.
 
     ``model`` is sent as the body's ``model`` (on Azure: the deployment name).
