@@ -14,9 +14,9 @@ Where each setting comes from, highest precedence first:
    or to ``OPENAI_BASE_URL``, never to a server configured elsewhere); for ``azure``,
    ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY`` (sent only to that endpoint),
    ``AZURE_OPENAI_DEPLOYMENT`` (the model) and ``AZURE_OPENAI_API_VERSION`` /
-   ``OPENAI_API_VERSION``. With
-   ``connect(client=openai.OpenAI(...))`` the client carries its own URL and credentials,
-   and names the backend (``openai-sdk``, or ``azure`` for an ``AzureOpenAI`` client);
+   ``OPENAI_API_VERSION``. With ``connect(client=openai.OpenAI(...))`` the client carries
+   its own URL and credentials, and names the backend (``openai-sdk``, or ``azure`` for an
+   ``AzureOpenAI`` client);
 6. **the built-in default**: the embedded ``llamacpp`` backend running SmolLM2-135M-Instruct
    in-process (``pip install "promptkit[local]"``).
 
