@@ -724,3 +724,23 @@ def test_retries_sdk_on_clients_promptkit_builds(mock: respx.MockRouter) -> None
     with pytest.raises(ServerError) as info:
         llm.complete("Hi")
     assert route.call_count == 4 and info.value.attempts == 2 and len(sleeps.waits) == 1
+
+
+def test_built_clients_serve_async_calls_on_each_event_loop(mock: respx.MockRouter) -> None:
+    chat = mock.post(BASE + "/chat/completions")
+    chat.side_effect = [
+        httpx.Response(200, json=ONE),
+        httpx.Response(200, text=SSE, headers={"content-type": "text/event-stream"}),
+        httpx.Response(200, json=ONE),
+    ]
+    llm = pk.connect("openai-sdk", base_url=BASE, model="m")
+
+    async def first() -> tuple[str, str]:
+        done = await llm.acomplete("a")
+        return done.text, "".join([p async for p in llm.astream("b")])
+
+    assert asyncio.run(first()) == ("Lyon", "Hello")
+    built = llm.backend.async_client  # type: ignore[attr-defined]
+    assert asyncio.run(llm.acomplete("c")).text == "Lyon"  # a new loop: a new client
+    assert llm.backend.async_client is not built  # type: ignore[attr-defined]
+    assert all(c.request.headers["x-stainless-async"] != "false" for c in chat.calls)
