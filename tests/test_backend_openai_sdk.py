@@ -744,3 +744,25 @@ def test_built_clients_serve_async_calls_on_each_event_loop(mock: respx.MockRout
     assert asyncio.run(llm.acomplete("c")).text == "Lyon"  # a new loop: a new client
     assert llm.backend.async_client is not built  # type: ignore[attr-defined]
     assert all(c.request.headers["x-stainless-async"] != "false" for c in chat.calls)
+
+
+@pytest.mark.parametrize(
+    "outcome",
+    [json.JSONDecodeError("Expecting value", "<html>", 0), "<html><body>Sign in</body></html>"],
+)
+def test_what_the_sdk_itself_makes_of_odd_replies_is_malformed(
+    outcome: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should the SDK parse a reply itself (a client subclass, a future version), its bare
+    JSONDecodeError, or the str it returns for a text/html 200, is a MalformedResponseError."""
+    backend = OpenAISDKBackend(client=sync_client(), model="m")
+
+    def create(**kwargs: Any) -> Any:
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(backend, "_call", lambda *a: (create, {}))
+    with pytest.raises(MalformedResponseError) as info:
+        LLM(backend).complete("Hi")
+    assert info.value.__cause__ is None and info.value.__context__ is None

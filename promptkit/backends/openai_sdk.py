@@ -333,7 +333,7 @@ class OpenAISDKBackend(OpenAIBackend):
             failure = self._sdk_failure(exc)
         if failure is not None:
             raise failure
-        return cast(httpx.Response, raw.http_response)
+        return self._response(raw)
 
     async def _aattempt(
         self, url: httpx.URL, content: bytes, timeout: float | None, stream: bool
@@ -346,7 +346,19 @@ class OpenAISDKBackend(OpenAIBackend):
             failure = self._sdk_failure(exc)
         if failure is not None:
             raise failure
-        return cast(httpx.Response, raw.http_response)
+        return self._response(raw)
+
+    def _response(self, raw: Any) -> httpx.Response:
+        """The HTTP response under the SDK's raw-response wrapper. Anything else (a ``str``,
+        which the SDK makes of a non-JSON reply when it parses) is a malformed reply."""
+        resp = getattr(raw, "http_response", None)
+        if resp is None:
+            raise self._malformed(
+                f"the SDK returned a {type(raw).__name__} instead of the HTTP response",
+                1,
+                raw if isinstance(raw, str) else None,
+            )
+        return cast(httpx.Response, resp)
 
     def _sdk_failure(self, exc: Exception) -> BaseException:
         """The promptkit failure (a retryable ``_Failure`` or a promptkit error) for an
