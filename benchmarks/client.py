@@ -13,7 +13,8 @@ over kept-alive connections:
 - promptkit: ``LLM.complete(messages)`` over the OpenAI-compatible backend
   (``promptkit.connect("openai", base_url=...)``; messages as ``prompt.render()`` gives
   them), and ``FewShot.run(llm, input=...)`` (render + call);
-- the openai SDK (``openai.OpenAI(base_url=..., max_retries=0)``), LangChain's
+- the openai SDK (``openai.OpenAI(base_url=..., max_retries=0)``), and promptkit over it
+  (the ``openai-sdk`` backend: ``promptkit.connect(client=openai.OpenAI(...))``), LangChain's
   ``ChatOpenAI`` (if langchain-openai is installed) and ``litellm.completion`` (if
   installed).
 
@@ -256,6 +257,12 @@ def sync_cases(
             return str(out.choices[0].message.content)
 
         cases["openai SDK"] = openai_sdk
+        # the openai-sdk backend: promptkit over the same kind of client
+        via_sdk = pk.connect(
+            client=openai.OpenAI(base_url=server.base_url, api_key="x"), model=MODEL
+        )
+        closers.append(via_sdk.backend.close)
+        cases["promptkit LLM.complete via openai-sdk"] = lambda: via_sdk.complete(messages).text
     else:
         skipped.append("openai SDK (pip install 'promptkit[bench]')")
 
@@ -425,6 +432,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     if "openai SDK" in stats:
         print(f"openai SDK vs raw httpx: {stats['openai SDK'].median / base:.2f}x")
+        sdk_backend = stats["promptkit LLM.complete via openai-sdk"].median
+        print(
+            f"openai-sdk backend: {sdk_backend / base:.2f}x raw httpx, "
+            f"{sdk_backend / pk_s.median:.2f}x the httpx backend, "
+            f"{sdk_backend / stats['openai SDK'].median:.2f}x the bare SDK (expected: about 1x)"
+        )
     print()
 
     print(

@@ -91,6 +91,7 @@ from .backends.fake import FakeBackend
 if TYPE_CHECKING:
     from . import retrieval as retrieval
     from ._cache import Cache, CacheStats, CacheWarning
+    from .backends.openai_sdk import AzureOpenAIBackend, OpenAISDKBackend
     from .batchfiles import export_openai_batch, import_openai_batch_results
     from .evaluation import (
         Dataset,
@@ -149,6 +150,8 @@ if TYPE_CHECKING:
 #: Names imported on first use, so that `import promptkit` stays light.
 _LAZY: dict[str, str] = {
     "Cache": "._cache",
+    "OpenAISDKBackend": ".backends.openai_sdk",
+    "AzureOpenAIBackend": ".backends.openai_sdk",
     "CacheStats": "._cache",
     "CacheWarning": "._cache",
     "export_openai_batch": ".batchfiles",
@@ -240,6 +243,7 @@ __all__ = [
     "PRESETS",
     "SHORT",
     "AuthenticationError",
+    "AzureOpenAIBackend",
     "Backend",
     "BackendConnectionError",
     "BackendError",
@@ -289,6 +293,7 @@ __all__ = [
     "Metric",
     "MissingVariablesError",
     "Negative",
+    "OpenAISDKBackend",
     "OverlapError",
     "ParameterError",
     "Perspective",

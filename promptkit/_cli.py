@@ -182,6 +182,9 @@ def _probe(cfg: Any) -> tuple[bool, str]:
     headers = {}
     if cfg.api_key is not None:
         headers["Authorization"] = f"Bearer {cfg.api_key.get()}"
+    if backend == "azure":  # the resource's model list, with its api-key header
+        url = f"{base}/openai/models?api-version={cfg.options.get('api_version', '')}"
+        headers = {"api-key": cfg.api_key.get()} if cfg.api_key is not None else {}
     try:
         r = httpx.get(url, headers=headers, timeout=3.0)
     except httpx.HTTPError as exc:

@@ -9,9 +9,14 @@ Where each setting comes from, highest precedence first:
 3. **the selected profile** of the configuration file (``[profiles.NAME]``), chosen by
    ``profile=``, else ``PROMPTKIT_PROFILE``, else the file's ``default_profile``;
 4. **the configuration file's top level**;
-5. for the ``openai`` backend only, the conventional ``OPENAI_BASE_URL`` and
-   ``OPENAI_API_KEY`` as fallbacks (``OPENAI_API_KEY`` is sent only to api.openai.com or to
-   ``OPENAI_BASE_URL``, never to a server configured elsewhere);
+5. for the ``openai`` and ``openai-sdk`` backends, the conventional ``OPENAI_BASE_URL``
+   and ``OPENAI_API_KEY`` as fallbacks (``OPENAI_API_KEY`` is sent only to api.openai.com
+   or to ``OPENAI_BASE_URL``, never to a server configured elsewhere); for ``azure``,
+   ``AZURE_OPENAI_ENDPOINT``, ``AZURE_OPENAI_API_KEY`` (sent only to that endpoint),
+   ``AZURE_OPENAI_DEPLOYMENT`` (the model) and ``AZURE_OPENAI_API_VERSION`` /
+   ``OPENAI_API_VERSION``. With ``connect(client=openai.OpenAI(...))`` the client carries
+   its own URL and credentials, and names the backend (``openai-sdk``, or ``azure`` for an
+   ``AzureOpenAI`` client);
 6. **the built-in default**: the embedded ``llamacpp`` backend running SmolLM2-135M-Instruct
    in-process (``pip install "promptkit[local]"``).
 
@@ -554,9 +559,10 @@ def resolve_config(
     """Work out what :func:`connect` would build, without building it.
 
     Precedence, highest first: explicit arguments > environment variables > the selected
-    profile > the file's top level > (openai only) ``OPENAI_BASE_URL``/``OPENAI_API_KEY`` >
-    the built-in default (embedded ``llamacpp`` with SmolLM2-135M-Instruct). ``env`` and
-    ``cwd`` default to ``os.environ`` and the current directory; ``config_file`` overrides
+    profile > the file's top level > (openai, openai-sdk) ``OPENAI_BASE_URL``/
+    ``OPENAI_API_KEY``, (azure) ``AZURE_OPENAI_*`` > the built-in default (embedded
+    ``llamacpp`` with SmolLM2-135M-Instruct). ``env`` and ``cwd`` default to
+    ``os.environ`` and the current directory; ``config_file`` overrides
     the file search (and ``PROMPTKIT_CONFIG``).
 
     >>> cfg = resolve_config(env={"PROMPTKIT_BACKEND": "ollama:llama3.2:1b"}, cwd=Path("/"))
@@ -629,6 +635,12 @@ def resolve_config(
             arg_layer.model_where = f"argument (short form {backend!r})"
     if model is not None and arg_layer.model is None:
         arg_layer.model = model
+    # connect(client=openai.OpenAI(...)): the client names the backend, and carries its own
+    # base URL and credentials (none are taken from files or the environment)
+    sdk_client = options.get("client", options.get("async_client"))
+    inferred_from_client = backend is None and sdk_client is not None
+    if inferred_from_client:
+        arg_layer.backend = "azure" if "Azure" in type(sdk_client).__name__ else "openai-sdk"
     arg_layer.base_url, arg_layer.api_key = base_url, secret
     layers.append(arg_layer)
 
@@ -649,6 +661,8 @@ def resolve_config(
         if layer.backend is not None:
             chosen_backend = layer.backend
             sources["backend"] = where(layer, "backend")
+            if layer is arg_layer and inferred_from_client:
+                sources["backend"] = "inferred from client= (argument)"
             break
     if chosen_backend is None:
         with_url = next((ly for ly in reversed(layers) if ly.base_url is not None), None)
@@ -692,7 +706,23 @@ def resolve_config(
             sources["api_key"] = f"env {layer.api_key_env} (api_key_env in {layer.where})"
             break
 
-    if chosen_backend == "openai":
+    azure_options: dict[str, Any] = {}
+    if sdk_client is not None:
+        for name in ("base_url", "api_key"):
+            if sources.get(name, "argument") != "argument":
+                del sources[name]
+                if name == "base_url":
+                    resolved["base_url"] = None
+                else:
+                    key = None
+    elif chosen_backend == "azure":
+        _azure_fallbacks(env, resolved, sources, azure_options)
+        if key is None and env.get("AZURE_OPENAI_API_KEY"):
+            url = resolved["base_url"]
+            if sources.get("base_url") == "env AZURE_OPENAI_ENDPOINT" or url is None:
+                key = Secret(env["AZURE_OPENAI_API_KEY"])
+                sources["api_key"] = "env AZURE_OPENAI_API_KEY"
+    elif chosen_backend in ("openai", "openai-sdk"):
         if resolved["base_url"] is None and env.get("OPENAI_BASE_URL"):
             resolved["base_url"] = env["OPENAI_BASE_URL"]
             sources["base_url"] = "env OPENAI_BASE_URL"
@@ -726,6 +756,8 @@ def resolve_config(
         for name, value in layer.options.items():
             merged_options[name] = value
             sources[f"options.{name}"] = layer.where
+    for name, value in azure_options.items():
+        merged_options.setdefault(name, value)
     for layer in layers:
         if not layer.applies_to(chosen_backend):
             for name in layer.unknown:
@@ -780,6 +812,27 @@ def resolve_config(
     )
 
 
+def _azure_fallbacks(
+    env: Mapping[str, str],
+    resolved: dict[str, Any],
+    sources: dict[str, str],
+    options: dict[str, Any],
+) -> None:
+    """Azure OpenAI's conventional variables, below every promptkit source: the endpoint,
+    the deployment (promptkit's ``model``) and the API version (an option)."""
+    if resolved["base_url"] is None and env.get("AZURE_OPENAI_ENDPOINT"):
+        resolved["base_url"] = env["AZURE_OPENAI_ENDPOINT"]
+        sources["base_url"] = "env AZURE_OPENAI_ENDPOINT"
+    if resolved["model"] is None and env.get("AZURE_OPENAI_DEPLOYMENT"):
+        resolved["model"] = env["AZURE_OPENAI_DEPLOYMENT"]
+        sources["model"] = "env AZURE_OPENAI_DEPLOYMENT"
+    for var in ("AZURE_OPENAI_API_VERSION", "OPENAI_API_VERSION"):
+        if "api_version" not in options and env.get(var):
+            options["api_version"] = env[var]
+            sources["options.api_version"] = f"env {var}"
+            break
+
+
 def _constructor_options(backend: str) -> set[str]:
     """Keyword arguments the backend's constructor names (best effort, for key checks)."""
     import inspect
@@ -831,9 +884,9 @@ def connect(
     >>> llm.complete("Capital of France?").text
     'Paris'
 
-    ``backend`` is a backend name (``"openai"``, ``"vllm"``, ``"llama-server"``,
-    ``"ollama"``, ``"llamacpp"``, a plugin's name) or the short form ``"backend:model"``
-    (``"ollama:llama3.2:1b"``). Settings not given here come, in order, from the
+    ``backend`` is a backend name (``"openai"``, ``"openai-sdk"``, ``"azure"``, ``"vllm"``,
+    ``"llama-server"``, ``"ollama"``, ``"llamacpp"``, a plugin's name) or the short form
+    ``"backend:model"`` (``"ollama:llama3.2:1b"``). Settings not given here come, in order, from the
     ``PROMPTKIT_*`` environment variables, the selected profile of ``promptkit.toml`` (or
     ``[tool.promptkit]`` in ``pyproject.toml``), that file's top level, and finally the
     built-in default: the embedded llama.cpp backend with SmolLM2-135M-Instruct, which needs
@@ -844,6 +897,10 @@ def connect(
 
     ``cache`` (a :class:`promptkit.Cache`, or a path for one) answers repeated identical
     requests from disk; hits are marked ``Completion.cached``.
+
+    ``client=`` (and ``async_client=``) wrap an ``openai`` SDK client you already have:
+    ``connect(client=openai.OpenAI(), model="gpt-4o-mini")`` (see
+    :class:`~promptkit.OpenAISDKBackend`).
     """
     cfg = resolve_config(
         backend,

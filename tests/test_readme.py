@@ -7,6 +7,12 @@ from typing import Any
 
 import pytest
 from readme import blocks
+from sdk_respx import sdk_mock
+
+_REPLY = {
+    "model": "smollm2",
+    "choices": [{"index": 0, "message": {"content": "Blue."}, "finish_reason": "stop"}],
+}
 
 
 def test_setup_commands_are_first_and_are_what_ci_runs() -> None:
@@ -22,13 +28,18 @@ def test_setup_commands_are_first_and_are_what_ci_runs() -> None:
 
 def test_quickstart_render_and_fake_backend_blocks_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every python block but the second (which calls the embedded model; it runs in
-    tests/integration/test_cookbook_embedded.py) runs here, in order, in one namespace."""
+    tests/integration/test_cookbook_embedded.py) runs here, in order, in one namespace;
+    respx answers the one that talks to a local server through the openai SDK."""
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)  # paths as from the checkout
     code = blocks("python")
     assert len(code) >= 6
     namespace: dict[str, Any] = {}
-    for i, block in enumerate(code):
-        if i != 1:
-            exec(compile(block, f"README python block {i + 1}", "exec"), namespace)
+    with sdk_mock(monkeypatch) as router:  # the "bring your own client" block's server
+        route = router.post("http://127.0.0.1:8080/v1/chat/completions").respond(json=_REPLY)
+        for i, block in enumerate(code):
+            if i != 1:
+                exec(compile(block, f"README python block {i + 1}", "exec"), namespace)
+    assert route.call_count == 1 and namespace["llm"].backend.name == "openai-sdk"
+    assert namespace["azure"].backend.name == "azure"
     assert namespace["fake"].requests
     assert namespace["vote"].answer == "42"

@@ -27,6 +27,8 @@ __all__ = ["BUILTIN", "available_backends", "backend_class"]
 #: Built-in backend names -> "module:Class".
 BUILTIN: dict[str, str] = {
     "openai": "promptkit.backends.openai:OpenAIBackend",
+    "openai-sdk": "promptkit.backends.openai_sdk:OpenAISDKBackend",
+    "azure": "promptkit.backends.openai_sdk:AzureOpenAIBackend",
     "vllm": "promptkit.backends.vllm:VLLMBackend",
     "llama-server": "promptkit.backends.openai:LlamaServerBackend",
     "ollama": "promptkit.backends.ollama:OllamaBackend",
@@ -44,6 +46,9 @@ ALIASES: dict[str, str] = {
     "llama-cpp": "llamacpp",
     "local": "llamacpp",
     "embedded": "llamacpp",
+    "openai_sdk": "openai-sdk",
+    "azure-openai": "azure",
+    "azure_openai": "azure",
 }
 
 ENTRY_POINT_GROUP = "promptkit.backends"
@@ -82,7 +87,13 @@ def backend_class(name: str) -> type[Backend]:
     except ImportError as exc:
         raise ConfigurationError(
             f"Backend {name!r} cannot be imported ({exc}). Install what it needs"
-            + (f", e.g. {INSTALL_LOCAL_COMMAND}." if key == "llamacpp" else ".")
+            + (
+                f", e.g. {INSTALL_LOCAL_COMMAND}."
+                if key == "llamacpp"
+                else ', e.g. pip install "promptkit[openai]".'
+                if key in ("openai-sdk", "azure")
+                else "."
+            )
         ) from None
     cls = getattr(module, attr)
     return cls  # type: ignore[no-any-return]
