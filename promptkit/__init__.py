@@ -111,6 +111,14 @@ if TYPE_CHECKING:
         split,
         wilson_interval,
     )
+    from .optimize import (
+        Budget,
+        BudgetError,
+        OptimizeError,
+        OptimizeReport,
+        aoptimize,
+        optimize,
+    )
     from .retrieval import (
         ExampleSelector,
         LengthBudgetExamples,
@@ -183,6 +191,12 @@ _LAZY: dict[str, str] = {
     "EvaluationError": ".evaluation",
     "DatasetError": ".evaluation",
     "OverlapError": ".evaluation",
+    "optimize": ".optimize",
+    "aoptimize": ".optimize",
+    "Budget": ".optimize",
+    "BudgetError": ".optimize",
+    "OptimizeError": ".optimize",
+    "OptimizeReport": ".optimize",
     "Chain": ".strategies",
     "ChainResult": ".strategies",
     "PerspectivesResult": ".strategies",
@@ -214,7 +228,8 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     imported = importlib.import_module(module, __name__)
-    value = imported if module == f".{name}" else getattr(imported, name)
+    # a package named like its main function (optimize) gives the function
+    value = getattr(imported, name, imported) if module == f".{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 
@@ -247,6 +262,8 @@ __all__ = [
     "BatchItem",
     "BatchResult",
     "BatchSummary",
+    "Budget",
+    "BudgetError",
     "Cache",
     "CacheStats",
     "CacheWarning",
@@ -287,6 +304,8 @@ __all__ = [
     "Metric",
     "MissingVariablesError",
     "Negative",
+    "OptimizeError",
+    "OptimizeReport",
     "OverlapError",
     "ParameterError",
     "Perspective",
@@ -336,6 +355,7 @@ __all__ = [
     "ZeroShot",
     "__version__",
     "aevaluate",
+    "aoptimize",
     "approx_tokens",
     "arun_batch",
     "arun_perspectives",
@@ -351,6 +371,7 @@ __all__ = [
     "load_prompt",
     "metrics",
     "normalize",
+    "optimize",
     "resolve_config",
     "run_batch",
     "run_perspectives",
