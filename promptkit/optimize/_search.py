@@ -248,7 +248,7 @@ class _Search:
         )
         wrong = [(r, i) for r, i in items if i is not None and not i.correct][:3]
         right = [(r, i) for r, i in items if i is not None and i.correct][:2]
-        chosen = wrong + right
+        chosen: list[tuple[Record, ItemResult | None]] = [*wrong, *right]
         if not chosen:
             chosen = [(r, None) for r in list(pool)[:5]]
         for rec, it in chosen:
