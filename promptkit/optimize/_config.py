@@ -172,8 +172,7 @@ def _build(data: dict[str, Any], p: Path, base: Path) -> OptimizeConfig:
         opts["extract"] = _eval_config._extractor(data["extract"], prompt, "extract")
     if "prices" in data:
         opts["prices"] = {
-            k: _price(k, v)
-            for k, v in _eval_config._table(data["prices"], "prices").items()
+            k: _price(k, v) for k, v in _eval_config._table(data["prices"], "prices").items()
         }
     if data.get("out"):
         opts["out"] = _eval_config._path(base, data["out"], "out")

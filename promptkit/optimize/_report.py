@@ -319,6 +319,17 @@ class OptimizeReport:
         )
         if self.stopped:
             lines.append(f"search stopped early: {self.stopped}")
+        failed = [
+            it
+            for c in self.candidates
+            for r in (c.train, c.validation)
+            if r is not None
+            for it in r.items
+            if it.error
+        ]
+        failed += [it for it in self.test_start.items if it.error]
+        if failed:
+            lines.append(f"{len(failed)} call(s) failed and scored 0 (first: {failed[0].error})")
         sizes = ", ".join(f"{k} {v}" for k, v in self.sizes.items())
         lines.append(
             f"items: {sizes}; metric {self.metric}; seed {self.seed}; paired one-sided test "
