@@ -27,7 +27,7 @@ def last_user(req: Request) -> str:
 
 
 def system_of(req: Request) -> str:
-    first = list(req.messages or [])[0]
+    first = next(iter(req.messages or []))
     return str(first.content) if first.role == "system" else ""
 
 
@@ -143,6 +143,29 @@ def test_bootstraps_chain_of_thought_demonstrations_with_the_models_rationale() 
     assert all(ex.rationale and ex.rationale.startswith("I double") for ex in chosen.examples)
     assert report.test_chosen is not None and report.test_chosen.accuracy == 1.0
     assert "chain of thought" in report.chosen.technique
+
+
+def test_removing_examples_is_a_candidate_and_the_saved_file_names_the_technique(
+    tmp_path: Path,
+) -> None:
+    def reply(req: Request) -> str:  # the examples mislead this model
+        code = last_user(req).split()[-1]
+        return "C-999" if len(list(req.messages or [])) > 2 else f"C-{code}"
+
+    start = pk.FewShot(
+        instruction="Give the code.", examples=[pk.Example(input="code 999", output="C-999")]
+    )
+    report = pk.optimize(
+        start, code_rows(), LLM(FakeBackend(reply)), techniques=["zero_shot"], verbose=False
+    )
+    assert report.improved and report.prompt.examples == []
+    assert type(report.prompt) is pk.ZeroShot and report.prompt.instruction == "Give the code."
+    assert "technique: few-shot (1) -> zero-shot" in report.diff()
+    saved = report.save_prompt(tmp_path / "best.json")
+    assert json.loads(saved.read_text()) == {
+        "technique": "ZeroShot",
+        "instruction": "Give the code.",
+    }
 
 
 # --------------------------------------------------------------------------- guardrails

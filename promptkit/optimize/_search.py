@@ -19,7 +19,7 @@ from .._completion import Usage
 from .._errors import ConfigurationError
 from .._messages import Message
 from .._params import SamplingParams, merge_params
-from .._prompt import Example, Prompt
+from .._prompt import ChainOfThought, Example, FewShot, Prompt, ZeroShot
 from .._tokens import approx_tokens
 from ..evaluation._dataset import Dataset, Record
 from ..evaluation._report import ItemResult, VariantResult
@@ -316,11 +316,34 @@ def _parse_proposals(text: str, current: str | None, n: int) -> list[str]:
     return out[:n]
 
 
+def _compose(prompt: Prompt, update: Mapping[str, Any]) -> Prompt:
+    """``prompt`` with ``update`` applied, validated like a new prompt. The plain
+    techniques follow what the prompt now is (a ZeroShot given examples becomes a FewShot,
+    one given reasoning a ChainOfThought, a FewShot without examples a ZeroShot), so the
+    saved file names the technique it holds; other classes (Role, Instruction ...) keep
+    theirs."""
+    data = {
+        k: getattr(prompt, k) for k in type(prompt).model_fields if k in prompt.model_fields_set
+    }
+    data.update(update)
+    cls: type[Prompt] = type(prompt)
+    if cls in (Prompt, ZeroShot, FewShot, ChainOfThought):
+        if cls is ChainOfThought or data.get("reasoning"):
+            cls = ChainOfThought
+        elif data.get("examples"):
+            cls = FewShot
+        elif data.get("instruction"):
+            cls = ZeroShot
+        else:
+            cls = Prompt
+    composed: Prompt = cls.model_validate(data)
+    return composed
+
+
 def _cot(prompt: Prompt) -> Prompt:
     if prompt.reasoning:
         return prompt
-    cot: Prompt = prompt.model_copy(update={"reasoning": REASONING, "answer_format": ANSWER_FORMAT})
-    return cot
+    return _compose(prompt, {"reasoning": REASONING, "answer_format": ANSWER_FORMAT})
 
 
 def _splits(data: Dataset, holdout: tuple[float, float], seed: int) -> tuple[Dataset, ...]:
@@ -454,7 +477,7 @@ async def aoptimize(
         ("few_shot" in techniques) * (2 + subsets) + 2 * want_cot + bool(self_consistency)
         + len(roles) + ("zero_shot" in techniques) + (selector is not None)
     )  # fmt: skip
-    demo = _Cand("demo", "", (), prompt.model_copy(update={"examples": s.labelled(pool)}))
+    demo = _Cand("demo", "", (), _compose(prompt, {"examples": s.labelled(pool)}))
     worst = demo if len(demo.prompt.examples) else start
     one_boot = s.per_item(start, pool[:n_boot])
     mandatory = s.per_item(start, val) + s.per_item(start, test)
@@ -522,7 +545,7 @@ async def aoptimize(
     instr_cands = [start]
     for i, text in enumerate(texts, 1):
         c = s.cand(f"instruction {i}", "instruction", ("instruction rewritten",),
-                   prompt.model_copy(update={"instruction": text}))  # fmt: skip
+                   _compose(prompt, {"instruction": text}))  # fmt: skip
         if c is not None:
             instr_cands.append(c)
     base = start
@@ -543,7 +566,7 @@ async def aoptimize(
     rng = random.Random(seed)
     if "zero_shot" in techniques and bp.examples:
         tech.append(s.cand("zero-shot", "technique", (*bchanges, "examples removed"),
-                           bp.model_copy(update={"examples": []})))  # fmt: skip
+                           _compose(bp, {"examples": []})))  # fmt: skip
     if "few_shot" in techniques:
         sets: list[tuple[str, list[Example]]] = [("labelled", s.labelled(boot_items))]
         if boot_plain:
@@ -556,12 +579,12 @@ async def aoptimize(
         for what, exs in sets:
             tech.append(s.cand(f"few-shot {what}", "technique",
                                (*bchanges, f"{len(exs)} {what} examples"),
-                               bp.model_copy(update={"examples": exs})))  # fmt: skip
+                               _compose(bp, {"examples": exs})))  # fmt: skip
         if selector is not None:
             allx = boot_plain or s.labelled(boot_items)
             tech.append(s.cand("few-shot selector", "technique",
                                (*bchanges, f"examples chosen per input from {len(allx)}"),
-                               bp.model_copy(update={"examples": allx,
+                               _compose(bp, {"examples": allx,
                                                      "example_selector": selector})))  # fmt: skip
     cot_best: Prompt | None = None
     if want_cot:
@@ -571,7 +594,7 @@ async def aoptimize(
         cot_best = cot
         if boot_cot:
             exs = boot_cot[:max_examples]
-            cot_best = cot.model_copy(update={"examples": exs})
+            cot_best = _compose(cot, {"examples": exs})
             tech.append(s.cand("chain of thought + demos", "technique",
                                (*bchanges, *added, f"{len(exs)} bootstrapped reasoning examples"),
                                cot_best))  # fmt: skip
@@ -582,7 +605,7 @@ async def aoptimize(
                            sc_prompt, self_consistency))  # fmt: skip
     for i, role in enumerate(roles, 1):
         tech.append(s.cand(f"role {i}", "technique", (*bchanges, f"role: {role}"),
-                           bp.model_copy(update={"role": role})))  # fmt: skip
+                           _compose(bp, {"role": role})))  # fmt: skip
     tech_cands = [c for c in tech if c is not None]
     if tech_cands and s.stopped is None:
         worst_t = max(tech_cands, key=lambda c: s.per_item(c, dev[:3]).tokens)
