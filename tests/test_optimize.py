@@ -168,6 +168,32 @@ def test_removing_examples_is_a_candidate_and_the_saved_file_names_the_technique
     }
 
 
+def test_a_retrieval_selector_is_a_candidate() -> None:
+    cats = ["fruit", "tool", "bird", "car"]
+    rows = [
+        {"id": str(i), "input": f"{cats[i % 4]} item {i}", "expected": f"{cats[i % 4]}-{i}"}
+        for i in range(48)
+    ]
+
+    def reply(req: Request) -> str:  # right only when every example shown is of its kind
+        msgs = list(req.messages or [])
+        kind, n = last_user(req).split()[0], last_user(req).split()[-1]
+        shown = [str(m.content).split()[0] for m in msgs[1:-1] if m.role == "user"]
+        return f"{kind}-{n}" if shown and set(shown) == {kind} else f"x-{n}"
+
+    llm = LLM(FakeBackend(reply))
+    report = pk.optimize(
+        pk.ZeroShot(instruction="Label it."), rows, llm, techniques=["few_shot"],
+        selector=pk.SimilarExamples(k=1, embedder=llm), verbose=False,
+    )  # fmt: skip
+    names = [c.name.split(" #")[0] for c in report.candidates]
+    assert names == ["start", "few-shot labelled", "few-shot subset 1", "few-shot selector"]
+    assert report.chosen.name.startswith("few-shot selector")
+    assert report.prompt.example_selector is not None
+    assert report.test_chosen is not None and report.test_chosen.accuracy == 1.0
+    assert "example selector: None -> SimilarExamples(k=1)" in report.diff()
+
+
 # --------------------------------------------------------------------------- guardrails
 
 

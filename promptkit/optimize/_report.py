@@ -160,7 +160,11 @@ def _technique(prompt: Prompt, k: int | None) -> str:
     if prompt.role:
         parts.append("role")
     n = len(prompt.used_examples)
-    parts.append(f"few-shot ({n})" if n else "zero-shot")
+    k = getattr(prompt.example_selector, "k", None)
+    if prompt.example_selector is not None and n:
+        parts.append(f"few-shot ({k or 'some'} of {n} chosen per input)")
+    else:
+        parts.append(f"few-shot ({n})" if n else "zero-shot")
     if prompt.reasoning:
         parts.append("chain of thought")
     if k:
@@ -192,6 +196,11 @@ def prompt_diff(start: Prompt, start_k: int | None, best: Prompt, best_k: int | 
         kept = [e for e in after if e in before]
         if kept and kept != [e for e in before if e in after]:
             out.append("  (order changed)")
+    if start.example_selector is not best.example_selector:
+        out.append(
+            f"example selector: {start.example_selector!r} -> {best.example_selector!r} (a "
+            "selector is not saved in prompt files: set example_selector= after loading)"
+        )
     t0, t1 = _technique(start, start_k), _technique(best, best_k)
     if t0 != t1:
         out.append(f"technique: {t0} -> {t1}")

@@ -77,7 +77,9 @@ class _Cand:
 def _digest(prompt: Prompt, k: int | None) -> str:
     from .._files import prompt_to_dict
 
-    data = json.dumps([prompt_to_dict(prompt), k], sort_keys=True, ensure_ascii=False)
+    selector = prompt.example_selector  # not part of the file: told apart by its repr
+    extra = None if selector is None else f"{type(selector).__name__}:{selector!r}"
+    data = json.dumps([prompt_to_dict(prompt), k, extra], sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(data.encode("utf-8")).hexdigest()[:6]
 
 
@@ -581,7 +583,7 @@ async def aoptimize(
                                (*bchanges, f"{len(exs)} {what} examples"),
                                _compose(bp, {"examples": exs})))  # fmt: skip
         if selector is not None:
-            allx = boot_plain or s.labelled(boot_items)
+            allx = boot_items.examples(input=s.ex_input, rationale=s.rationale)
             tech.append(s.cand("few-shot selector", "technique",
                                (*bchanges, f"examples chosen per input from {len(allx)}"),
                                _compose(bp, {"examples": allx,
