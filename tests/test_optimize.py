@@ -194,6 +194,28 @@ def test_a_retrieval_selector_is_a_candidate() -> None:
     assert "example selector: None -> SimilarExamples(k=1)" in report.diff()
 
 
+def test_self_consistency_is_a_candidate_and_best_runs_it() -> None:
+    def reply(req: Request) -> str | list[str]:
+        n = int(last_user(req).split("\n")[0].split()[-1])
+        wrong, right = f"Hm. The answer is {n}.", f"Hm. The answer is {2 * n}."
+        samples = int(req.params.get("n") or 1)
+        if samples == 3:  # one sample errs, the majority is right
+            return [wrong, right, right]
+        return wrong
+
+    rows = [{"id": str(i), "input": f"double {i}", "expected": str(2 * i)} for i in range(1, 41)]
+    report = pk.optimize(
+        pk.ChainOfThought(instruction="Double the number."), rows, LLM(FakeBackend(reply)),
+        techniques=["chain_of_thought"], self_consistency=3, verbose=False,
+    )  # fmt: skip
+    assert report.chosen.k == 3 and "self-consistency k=3" in report.chosen.technique
+    assert isinstance(report.best, pk.SelfConsistency) and report.best.k == 3
+    assert report.test_chosen is not None and report.test_chosen.accuracy == 1.0
+    assert "technique: chain of thought -> chain of thought + self-consistency k=3" in (
+        report.diff().replace("zero-shot + ", "")
+    )
+
+
 # --------------------------------------------------------------------------- guardrails
 
 

@@ -160,9 +160,9 @@ def _technique(prompt: Prompt, k: int | None) -> str:
     if prompt.role:
         parts.append("role")
     n = len(prompt.used_examples)
-    k = getattr(prompt.example_selector, "k", None)
+    shown = getattr(prompt.example_selector, "k", None)
     if prompt.example_selector is not None and n:
-        parts.append(f"few-shot ({k or 'some'} of {n} chosen per input)")
+        parts.append(f"few-shot ({shown or 'some'} of {n} chosen per input)")
     else:
         parts.append(f"few-shot ({n})" if n else "zero-shot")
     if prompt.reasoning:

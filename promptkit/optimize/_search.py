@@ -240,7 +240,7 @@ class _Search:
     # ------------------------------------------------------------------ proposals
 
     async def proposals(
-        self, start: Prompt, pool: Dataset, boot: VariantResult | None
+        self, start: Prompt, pool: Dataset, boot: VariantResult | None, reserve: Spend
     ) -> list[str]:
         if self.proposer is None or self.n_proposals < 1:
             return []
@@ -276,8 +276,8 @@ class _Search:
             saved = json.loads(journal.read_text(encoding="utf-8"))
             self.say(f"instruction proposals read back from {journal.name}")
             return [str(s) for s in saved]
-        more = Spend(1, sum(approx_tokens(str(m.content)) for m in messages) + 400, None)
-        if self.budget is not None and self.budget.exceeded(self.spent, Spend(1, more.tokens, 0.0)):
+        more = Spend(1, sum(approx_tokens(str(m.content)) for m in messages) + 400, 0.0)
+        if self.budget is not None and self.budget.exceeded(self.spent, more + reserve):
             self.stopped = "instruction proposals not requested (budget)"
             self.say(self.stopped)
             return []
@@ -542,7 +542,11 @@ async def aoptimize(
     texts = list(dict.fromkeys(t.strip() for t in instructions if t and t.strip()))
     if s.stopped is None:
         texts += [
-            t for t in await s.proposals(prompt, boot_items, boot.get(start.name)) if t not in texts
+            t
+            for t in await s.proposals(
+                prompt, boot_items, boot.get(start.name), reserve(worst, finalists)
+            )
+            if t not in texts
         ]
     instr_cands = [start]
     for i, text in enumerate(texts, 1):
