@@ -732,7 +732,39 @@ def _times(spend: Spend, n: int) -> Spend:
     return Spend(spend.calls * n, spend.tokens * n, usd)
 
 
-def optimize(prompt: Prompt, dataset: Any, llm: LLM, **options: Any) -> OptimizeReport:
+def optimize(
+    prompt: Prompt,
+    dataset: Any,
+    llm: LLM,
+    *,
+    metric: Metric | str | Callable[..., float | bool] = "exact_match",
+    budget: Budget | None = None,
+    expected: str = "expected",
+    inputs: Mapping[str, str] | None = None,
+    examples_input: str | Mapping[str, str] | None = None,
+    rationale: str | None = None,
+    extract: Callable[[str], Any] | None = None,
+    holdout: tuple[float, float] = (0.3, 0.3),
+    seed: int = 0,
+    instructions: Sequence[str] = (),
+    proposer: LLM | None = None,
+    proposals: int = 3,
+    proposer_params: SamplingParams | None = None,
+    techniques: Sequence[str] = ("few_shot", "chain_of_thought"),
+    roles: Sequence[str] = (),
+    self_consistency: int | None = None,
+    max_examples: int = 4,
+    subsets: int = 1,
+    selector: Any = None,
+    finalists: int = 3,
+    confidence: float = 0.95,
+    params: SamplingParams | None = None,
+    concurrency: int = 4,
+    out: str | os.PathLike[str] | None = None,
+    prices: Mapping[str, PriceLike] | None = None,
+    progress: bool | None = False,
+    verbose: bool = True,
+) -> OptimizeReport:
     """Search for a better prompt on data, and keep it only when it is measurably better.
 
     ``prompt`` is the starting prompt (any technique prompt); ``dataset`` a
@@ -795,7 +827,35 @@ def optimize(prompt: Prompt, dataset: Any, llm: LLM, **options: Any) -> Optimize
             "optimize() cannot run inside a running event loop: use "
             "`await promptkit.aoptimize(...)` there instead."
         )
-    proposer = options.get("proposer")
+    options = {
+        "metric": metric,
+        "budget": budget,
+        "expected": expected,
+        "inputs": inputs,
+        "examples_input": examples_input,
+        "rationale": rationale,
+        "extract": extract,
+        "holdout": holdout,
+        "seed": seed,
+        "instructions": instructions,
+        "proposer": proposer,
+        "proposals": proposals,
+        "proposer_params": proposer_params,
+        "techniques": techniques,
+        "roles": roles,
+        "self_consistency": self_consistency,
+        "max_examples": max_examples,
+        "subsets": subsets,
+        "selector": selector,
+        "finalists": finalists,
+        "confidence": confidence,
+        "params": params,
+        "concurrency": concurrency,
+        "out": out,
+        "prices": prices,
+        "progress": progress,
+        "verbose": verbose,
+    }
 
     async def main() -> OptimizeReport:
         from ..runner import _close_async_client
