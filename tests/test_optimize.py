@@ -309,6 +309,29 @@ def test_budget_stops_the_search_and_is_never_exceeded(capsys: pytest.CaptureFix
         )  # fmt: skip
 
 
+def test_budget_in_dollars_and_tokens() -> None:
+    prices = {"fake": (100_000.0, 100_000.0)}  # $0.1 per 1,000 tokens, to make it count
+    options: dict[str, Any] = {"prices": prices, "params": pk.SamplingParams(max_tokens=2)}
+    free = pk.optimize(
+        pk.ZeroShot(instruction="Give the code."), code_rows(), LLM(FakeBackend(_examples_reply)),
+        verbose=False, **options,
+    )  # fmt: skip
+    assert free.spent.usd is not None and free.spent.usd > 0 and free.stopped is None
+    assert free.estimate.usd is not None  # estimates are upper bounds: no cache, max_tokens
+    assert free.spent.tokens <= free.estimate.tokens and free.spent.usd <= free.estimate.usd
+    half = pk.Budget(usd=free.estimate.usd / 2), pk.Budget(tokens=free.estimate.tokens // 2)
+    for budget in half:
+        fake = FakeBackend(_examples_reply)
+        report = pk.optimize(
+            pk.ZeroShot(instruction="Give the code."), code_rows(), LLM(fake),
+            budget=budget, verbose=False, **options,
+        )  # fmt: skip
+        assert report.stopped is not None and report.spent.calls == len(fake.requests)
+        assert report.spent.usd is not None and report.spent.usd <= free.estimate.usd / 2
+        assert report.spent.tokens <= free.estimate.tokens // 2
+        assert report.spent.calls < free.spent.calls
+
+
 def test_response_cache_makes_a_rerun_free_and_identical(tmp_path: Path) -> None:
     cache = pk.Cache(tmp_path / "cache.sqlite")
     runs = []
