@@ -225,16 +225,23 @@ class _Search:
         n = min(self.max_examples, len(pool))
         return pool.examples(n, input=self.ex_input, rationale=self.rationale)
 
-    def bootstrapped(self, pool: Dataset, result: VariantResult, cot: bool) -> list[Example]:
+    def bootstrapped(
+        self, pool: Dataset, result: VariantResult, cot: Prompt | None
+    ) -> list[Example]:
+        """The pool records ``result`` got right, as examples: the expected answer as the
+        output (the gold label, not the reply's wording) and, for a chain-of-thought
+        prompt ``cot``, the reply's reasoning as the rationale."""
         kept = [rec for rec, it in zip(pool, result.items, strict=True) if it.correct]
         if not kept:
             return []
         examples = Dataset(kept).examples(input=self.ex_input)
-        if not cot:
+        if cot is None:
             return examples
         out = []
         for ex, it in zip(examples, [i for i in result.items if i.correct], strict=True):
-            out.append(Example(input=ex.input, output=ex.output, rationale=_rationale(it.text)))
+            out.append(
+                Example(input=ex.input, output=ex.output, rationale=_rationale(it.text, cot))
+            )
         return out
 
     # ------------------------------------------------------------------ proposals
@@ -294,11 +301,11 @@ class _Search:
         return found
 
 
-def _rationale(text: str | None) -> str | None:
+def _rationale(text: str | None, prompt: Prompt) -> str | None:
     """The reasoning of a chain-of-thought reply: the reply without its answer line."""
     if not text:
         return None
-    prefix = ANSWER_FORMAT.split("<answer>")[0].strip()
+    prefix = (prompt.answer_format or ANSWER_FORMAT).split("<answer>")[0].strip()
     at = text.rfind(prefix)
     body = text[:at] if at > 0 else text
     return " ".join(body.split()) or None
@@ -527,12 +534,12 @@ async def aoptimize(
     boot: dict[str, VariantResult] = {}
     if s.fits("bootstrap", s.estimate(boot_cands, boot_items) + reserve(worst, finalists)):
         boot = await s.run("1-bootstrap", boot_cands, boot_items)
-    boot_plain = s.bootstrapped(boot_items, boot[start.name], False) if boot else []
+    boot_plain = s.bootstrapped(boot_items, boot[start.name], None) if boot else []
     boot_cot: list[Example] = []
     if boot and cot_probe is not None:
-        boot_cot = s.bootstrapped(boot_items, boot[cot_probe.name], True)
+        boot_cot = s.bootstrapped(boot_items, boot[cot_probe.name], cot_start)
     elif boot and prompt.reasoning:
-        boot_cot = s.bootstrapped(boot_items, boot[start.name], True)
+        boot_cot = s.bootstrapped(boot_items, boot[start.name], prompt)
     s.say(
         f"bootstrapped demonstrations: {len(boot_plain)} plain, {len(boot_cot)} with rationale "
         f"(of {len(boot_items)} pool items run)"
