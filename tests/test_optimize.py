@@ -194,6 +194,22 @@ def test_a_retrieval_selector_is_a_candidate() -> None:
     assert "example selector: None -> SimilarExamples(k=1)" in report.diff()
 
 
+def test_partial_credit_scores_use_the_paired_bootstrap() -> None:
+    def credit(prediction: Any, expected: Any) -> float:
+        if prediction == expected:
+            return 1.0
+        return 0.5 if str(prediction).endswith(str(expected)[2:]) else 0.0
+
+    report = pk.optimize(
+        pk.ZeroShot(instruction="Give the code."), code_rows(), LLM(FakeBackend(_examples_reply)),
+        metric=credit, verbose=False,
+    )  # fmt: skip
+    assert report.start.validation is not None and report.start.validation.accuracy == 0.5
+    assert report.improved and report.chosen.paired is not None
+    assert report.chosen.paired.method == "paired-bootstrap"
+    assert report.chosen.adjusted_p is not None and report.chosen.adjusted_p < 0.01
+
+
 def test_self_consistency_is_a_candidate_and_best_runs_it() -> None:
     def reply(req: Request) -> str | list[str]:
         n = int(last_user(req).split("\n")[0].split()[-1])
