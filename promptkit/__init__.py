@@ -113,6 +113,14 @@ if TYPE_CHECKING:
         split,
         wilson_interval,
     )
+    from .optimize import (
+        Budget,
+        BudgetError,
+        OptimizeError,
+        OptimizeReport,
+        aoptimize,
+        optimize,
+    )
     from .retrieval import (
         ExampleSelector,
         LengthBudgetExamples,
@@ -187,6 +195,12 @@ _LAZY: dict[str, str] = {
     "EvaluationError": ".evaluation",
     "DatasetError": ".evaluation",
     "OverlapError": ".evaluation",
+    "optimize": ".optimize",
+    "aoptimize": ".optimize",
+    "Budget": ".optimize",
+    "BudgetError": ".optimize",
+    "OptimizeError": ".optimize",
+    "OptimizeReport": ".optimize",
     "Chain": ".strategies",
     "ChainResult": ".strategies",
     "PerspectivesResult": ".strategies",
@@ -218,7 +232,8 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     imported = importlib.import_module(module, __name__)
-    value = imported if module == f".{name}" else getattr(imported, name)
+    # a package named like its main function (optimize) gives the function
+    value = getattr(imported, name, imported) if module == f".{name}" else getattr(imported, name)
     globals()[name] = value
     return value
 
@@ -252,6 +267,8 @@ __all__ = [
     "BatchItem",
     "BatchResult",
     "BatchSummary",
+    "Budget",
+    "BudgetError",
     "Cache",
     "CacheStats",
     "CacheWarning",
@@ -294,6 +311,8 @@ __all__ = [
     "MissingVariablesError",
     "Negative",
     "OpenAISDKBackend",
+    "OptimizeError",
+    "OptimizeReport",
     "OverlapError",
     "ParameterError",
     "Perspective",
@@ -343,6 +362,7 @@ __all__ = [
     "ZeroShot",
     "__version__",
     "aevaluate",
+    "aoptimize",
     "approx_tokens",
     "arun_batch",
     "arun_perspectives",
@@ -358,6 +378,7 @@ __all__ = [
     "load_prompt",
     "metrics",
     "normalize",
+    "optimize",
     "resolve_config",
     "run_batch",
     "run_perspectives",

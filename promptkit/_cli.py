@@ -7,6 +7,7 @@
     promptkit render FILE --var name=value  show the exact messages a prompt file sends
     promptkit backends                      the configured backends and whether each answers
     promptkit eval CONFIG [--html PATH]     compare prompt variants on a dataset (TOML/YAML)
+    promptkit optimize CONFIG               search for a better prompt, with a paired test
 
 Every command takes ``--json`` for machine-readable output. Errors are one line on stderr
 and exit code 1 (2 for bad usage); ``--debug`` shows the traceback instead.
@@ -263,6 +264,33 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- optimize
+
+
+def _cmd_optimize(args: argparse.Namespace) -> int:
+    from .optimize._config import load_config as load_optimize_config
+
+    cfg = load_optimize_config(args.config)
+    if args.out:
+        cfg.options["out"] = Path(args.out)
+    report = cfg.run(progress=False if args.no_progress else None)
+    outputs = dict(cfg.outputs)
+    for key, flag in (("prompt", "prompt"), ("html", "html"), ("json", "save_json")):
+        if getattr(args, flag):
+            outputs[key] = Path(getattr(args, flag))
+    print(report.to_json() if args.json else report.table())
+    written = []
+    if "prompt" in outputs:
+        written.append(report.save_prompt(outputs["prompt"]))
+    if "json" in outputs:
+        written.append(report.save_json(outputs["json"]))
+    if "html" in outputs:
+        written.append(report.save_html(outputs["html"]))
+    for path in written:
+        print(f"promptkit: wrote {path}", file=sys.stderr)
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -311,6 +339,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, metavar="N", help="score only the first N items")
     p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("optimize", help="search for a better prompt on a labelled dataset")
+    p.add_argument("config", help="a .toml or .yaml optimisation config")
+    p.add_argument("--json", action="store_true", help="print the report as JSON, not a table")
+    p.add_argument("--save-json", dest="save_json", metavar="PATH", help="write the JSON report")
+    p.add_argument("--html", metavar="PATH", help="write an HTML report")
+    p.add_argument(
+        "--prompt", metavar="PATH", help="write the chosen prompt (.json/.yaml/.prompty)"
+    )
+    p.add_argument("--out", metavar="DIR", help="durable journal folder; run again to resume")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars on stderr")
+    p.set_defaults(func=_cmd_optimize)
     return parser
 
 

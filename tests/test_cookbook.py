@@ -287,3 +287,28 @@ def test_backends(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
     assert "not honoured here: ['top_k']" in capsys.readouterr().out
     monkeypatch.setenv("PROMPTKIT_RECIPE_BACKENDS", "fake:m1, ollama:llama3.2")
     assert mod.targets() == [{"backend": "fake:m1"}, {"backend": "ollama:llama3.2"}]
+
+
+def test_optimize(capsys: pytest.CaptureFixture[str]) -> None:
+    mod = load("optimize")
+    answers = {r.fields["question"]: r.expected for r in mod.data}
+
+    def reply(req: Request) -> str:  # right only when shown worked examples
+        if len(list(req.messages or [])) > 2:
+            return str(answers[last_user(req)])
+        return "I am not sure."
+
+    fake = FakeBackend(reply)
+    report = mod.main(LLM(fake))
+    assert report.improved and len(report.prompt.examples) == 2
+    assert report.prompt.instruction == mod.START.instruction  # examples added, not replaced
+    assert report.test_start.accuracy == 0.0
+    assert report.test_chosen is not None and report.test_chosen.accuracy == 1.0
+    assert report.spent.calls == len(fake.requests) <= 120
+    # the examples are never the items scored in the same request
+    for req in fake.requests:
+        msgs = list(req.messages or [])
+        assert msgs[-1].content not in [m.content for m in msgs[:-1] if m.role == "user"]
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].split()[:2] == ["candidate", "technique"]
+    assert "Saved best.yaml:\ntechnique: FewShot" in out and "examples:" in out
