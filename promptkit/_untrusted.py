@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable
+from typing import Any
 
 __all__ = ["COMMON_SPECIAL_TOKENS", "neutralise"]
 
@@ -86,10 +87,33 @@ COMMON_SPECIAL_TOKENS: tuple[str, ...] = (
 
 _BREAK = "\u200b"
 _INVISIBLE = re.compile("[\x00\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
+#: Those in the Basic Multilingual Plane (the tags are astral): `in` finds them at C speed.
+_SHOWN_BMP = "\x00\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 
 
 def _visible(match: re.Match[str]) -> str:
     return f"[U+{ord(match.group()):04X}]"
+
+
+def _trie(words: Iterable[str]) -> str:
+    """A regex matching any of ``words`` (longest first), factored as a trie so that each
+    position of the text costs a character or two of matching, whatever the word count."""
+    root: dict[str, Any] = {}
+    for word in words:
+        node = root
+        for char in word:
+            node = node.setdefault(char, {})
+        node[""] = {}
+
+    def build(node: dict[str, Any]) -> str:
+        branches = [re.escape(c) + build(child) for c, child in sorted(node.items()) if c]
+        if not branches:
+            return ""
+        if len(branches) == 1 and "" not in node:
+            return branches[0]
+        return "(?:" + "|".join(branches) + ")" + ("?" if "" in node else "")
+
+    return build(root)
 
 
 @functools.lru_cache(maxsize=16)
@@ -101,16 +125,7 @@ def _patterns(tokens: tuple[str, ...]) -> tuple[tuple[str, re.Pattern[str]], ...
         if len(token) > 1:
             groups.setdefault(token[0], set()).add(token[1:])
     return tuple(
-        (
-            first,
-            re.compile(
-                re.escape(first)
-                + "(?:"
-                + "|".join(map(re.escape, sorted(rests, key=len, reverse=True)))
-                + ")"
-            ),
-        )
-        for first, rests in groups.items()
+        (first, re.compile(re.escape(first) + _trie(rests))) for first, rests in groups.items()
     )
 
 
@@ -138,6 +153,14 @@ def neutralise(text: str, special_tokens: Iterable[str] | None = None) -> str:
             text = pattern.sub(_break, text)
         if text == before:
             break
-    if "\x00" in text if text.isascii() else _INVISIBLE.search(text):
+    if text.isascii():
+        hidden = "\x00" in text
+    else:
+        hidden = any(c in text for c in _SHOWN_BMP) or (
+            # astral characters (the tags among them) take two UTF-16 code units
+            len(text.encode("utf-16-le", "surrogatepass")) != 2 * len(text)
+            and _INVISIBLE.search(text) is not None
+        )
+    if hidden:
         text = _INVISIBLE.sub(_visible, text)
     return text
