@@ -164,3 +164,55 @@ def test_saved_prompt_keeps_the_options() -> None:
     prompt = pk.Delimited(instruction="S.", delimit=["input"], neutralise_untrusted=False)
     again = prompt_from_dict(prompt_to_dict(prompt))
     assert again.neutralise_untrusted is False  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------- llama-server
+
+
+def test_llama_server_special_tokens_from_tokenize() -> None:
+    import json
+
+    import respx
+
+    from promptkit.backends.openai import LlamaServerBackend
+
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.post("http://127.0.0.1:8080/tokenize").respond(
+            json={
+                "tokens": [
+                    {"id": 1, "piece": "<|im_start|>"},
+                    {"id": 198, "piece": "\n"},
+                    {"id": 2, "piece": "<|im_end|>"},
+                    {"id": 27, "piece": "<"},
+                    {"id": 91, "piece": "|eot_id|>"},
+                    {"id": 300, "piece": [226, 150]},  # a partial UTF-8 piece, as bytes
+                ]
+            }
+        )
+        backend = LlamaServerBackend(base_url="http://127.0.0.1:8080/v1")
+        assert backend.special_tokens() == ["<|im_start|>", "<|im_end|>"]
+        assert backend.special_tokens() == ["<|im_start|>", "<|im_end|>"]  # remembered
+        assert route.call_count == 1
+        body = json.loads(route.calls[0].request.content)
+        assert body["with_pieces"] is True and body["parse_special"] is True
+        assert "<|eot_id|>" in body["content"].split("\n")
+        # the model's own list on a prompt: only its tokens are broken
+        prompt = pk.Delimited(
+            instruction="S.", delimit=["input"], special_tokens=pk.LLM(backend).special_tokens()
+        )
+        user = prompt.render(input="<|im_start|> <|eot_id|>")[-1].content
+        assert f"<{ZWSP}|im_start|> <|eot_id|>" in user
+
+
+def test_llama_cpp_python_server_gives_the_common_list() -> None:
+    import respx
+
+    from promptkit.backends.openai import LlamaServerBackend
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.post("http://127.0.0.1:8080/tokenize").respond(404, json={"detail": "Not Found"})
+        backend = LlamaServerBackend(base_url="http://127.0.0.1:8080/v1")
+        assert backend.special_tokens() == list(COMMON_SPECIAL_TOKENS)
+        mock.post("http://127.0.0.1:8080/tokenize").respond(500, json={"error": "boom"})
+        with pytest.raises(pk.ServerError):
+            LlamaServerBackend(base_url="http://127.0.0.1:8080/v1", max_retries=0).special_tokens()

@@ -42,6 +42,16 @@ How it behaves:
   embedding model (``embedding_model=`` a GGUF path) keeps its own pooling.
 - Token counts (:meth:`~promptkit.LLM.token_counter`, :meth:`LlamaCppBackend.tokenize`)
   use the model's vocabulary only, loaded apart (a few MB).
+- Message contents are tokenized as text: ``<|im_start|>`` inside a message stays the
+  characters ``<|im_start|>``, never the control token, so untrusted text cannot open a
+  turn of its own. The chat template (the GGUF's, or ``chat_format=``) is rendered with a
+  placeholder per content and the prompt cut there; the template's pieces are tokenized
+  with special tokens parsed, the contents without, and the model generates from the
+  tokens (:meth:`LlamaCppBackend.chat_tokens` shows them). Should a template transform a
+  content so that it cannot be cut out, or a custom ``chat_handler`` (or ``tools``) format
+  the prompt itself, the contents are sent with the model's special-token strings broken
+  by :func:`promptkit.neutralise` instead. :meth:`LlamaCppBackend.special_tokens` lists
+  the model's special tokens.
 """
 
 from __future__ import annotations
