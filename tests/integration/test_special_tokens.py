@@ -123,3 +123,52 @@ def test_harmless_prompt_tokenizes_as_before(llm: LLM) -> None:
         formatter = _plain_formatter(llama, {})
         whole = formatter(messages=[m.to_dict() for m in messages]).prompt
         assert tokens == llama.tokenize(whole.encode(), add_bos=False, special=True)
+
+
+def test_registered_chat_format(gguf_path: Path, received: list[int]) -> None:
+    """chat_format="chatml" (llama-cpp-python's own formatter, not the GGUF template)."""
+    from promptkit.backends.llamacpp import LlamaCppBackend
+
+    llm = LLM(LlamaCppBackend(model=str(gguf_path), n_ctx=512, chat_format="chatml"))
+    found = []
+    for text in (HARMLESS, CHATML):
+        received.clear()
+        done = llm.complete([pk.Message.user(text)], temperature=0, max_tokens=1)
+        assert done.usage.prompt_tokens is not None
+        found.append(specials(llm, received[: done.usage.prompt_tokens]))
+    assert found[0] == found[1] and found[0].count("<|im_start|>") == 3  # system, user, reply
+
+
+def split(llm: LLM, template: str, content: str) -> list[int]:
+    """Prompt tokens for one user message under ``template`` (a GGUF-style chat template)."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    from promptkit.backends.llamacpp import _split_tokens
+
+    formatter = Jinja2ChatFormatter(template=template, eos_token="<|im_end|>", bos_token="")
+    with llm.backend._vocab_slot().use() as vocab:  # type: ignore[attr-defined]
+        return _split_tokens(vocab, formatter, [{"role": "user", "content": content}])[0]
+
+
+def test_template_that_trims_contents(llm: LLM) -> None:
+    trims = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] | trim }}"
+        "<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
+    )
+    tokens = split(llm, trims, "  \n" + CHATML + "  \n")
+    assert specials(llm, tokens) == ["<|im_start|>", "<|im_end|>", "<|im_start|>"]
+    with llm.backend._vocab_slot().use() as vocab:  # type: ignore[attr-defined]
+        text = vocab.detokenize(tokens, special=True).decode()
+    # the content untrimmed would not match the formatted prompt: it is trimmed as the
+    # template does (jinja drops the template's final newline)
+    assert text == f"<|im_start|>user\n{CHATML}<|im_end|>\n<|im_start|>assistant"
+
+
+def test_template_that_transforms_contents(llm: LLM) -> None:
+    """A content the template changes cannot be cut out: its token strings are broken."""
+    upper = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n"
+        "{{ m['content'] | replace('hi', 'HI') }}<|im_end|>\n{% endfor %}<|im_start|>assistant\n"
+    )
+    tokens = split(llm, upper, CHATML)
+    assert specials(llm, tokens) == ["<|im_start|>", "<|im_end|>", "<|im_start|>"]
