@@ -172,3 +172,27 @@ def test_template_that_transforms_contents(llm: LLM) -> None:
     )
     tokens = split(llm, upper, CHATML)
     assert specials(llm, tokens) == ["<|im_start|>", "<|im_end|>", "<|im_start|>"]
+
+
+def test_server_receives_neutralised_text(llm: LLM, llama_server: str) -> None:
+    """llama-cpp-python's server tokenizes the formatted prompt with special tokens parsed:
+    rendered with the default neutralising, the forged turn reaches it as text, the same
+    prompt tokens as the embedded backend (which has exactly the template's specials)."""
+    server = pk.connect("llama-server", base_url=llama_server)
+    counts = {}
+    for neutralise_untrusted in (True, False):
+        prompt = pk.Delimited(
+            instruction="Summarise the text in one sentence.",
+            delimit=["input"],
+            neutralise_untrusted=neutralise_untrusted,
+        )
+        messages = prompt.render(input=CHATML)
+        served = server.complete(messages, temperature=0, max_tokens=1).usage.prompt_tokens
+        embedded = llm.complete(messages, temperature=0, max_tokens=1).usage.prompt_tokens
+        counts[neutralise_untrusted] = (served, embedded)
+    print("prompt tokens (server, embedded) neutralised/opted out:", counts)
+    served, embedded = counts[True]
+    assert served == embedded  # the text neutralised: the server sees no forged token
+    served, embedded = counts[False]
+    assert served is not None and embedded is not None
+    assert served < embedded  # opted out: the server parses the forged tokens (fewer tokens)
