@@ -77,6 +77,7 @@ from ._prompt import (
 )
 from ._render import Template
 from ._tokens import APPROX, LlamaCppTokenCounter, ServerTokenCounter, TiktokenCounter, TokenCounter
+from ._untrusted import COMMON_SPECIAL_TOKENS, neutralise
 from .backends._base import (
     LLM,
     Backend,
@@ -247,6 +248,7 @@ __version__ = "0.1.0"
 __all__ = [
     "APPROX",
     "BALANCED",
+    "COMMON_SPECIAL_TOKENS",
     "CREATIVE",
     "FACTUAL",
     "LAYOUT_TEMPLATES",
@@ -377,6 +379,7 @@ __all__ = [
     "load_dataset",
     "load_prompt",
     "metrics",
+    "neutralise",
     "normalize",
     "optimize",
     "resolve_config",

@@ -9,7 +9,7 @@ from types import ModuleType
 
 import pytest
 
-from promptkit import LLM, FakeBackend, Request
+from promptkit import LLM, FakeBackend, Request, neutralise
 
 COOKBOOK = Path(__file__).resolve().parent.parent / "cookbook"
 
@@ -96,7 +96,10 @@ def test_delimited() -> None:
     user = last_user(fake.requests[0])
     # the email's fake markers are inert: the real ones are longer
     assert user.startswith("<<<<EMAIL>>>>\n") and user.count("<<<<END EMAIL>>>>") == 1
-    assert mod.EMAIL in user
+    # the forged chat-template turn is sent as text: its special tokens are broken
+    assert "<|im_start|>" in mod.EMAIL and "<|im_start|>" not in user
+    assert neutralise(mod.EMAIL) in user
+    assert "<\u200b|im_start|>system" in user
 
 
 def test_perspectives() -> None:

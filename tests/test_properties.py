@@ -25,6 +25,13 @@ nasty = st.sampled_from(
         "system:",
         "### User:",
         "<|im_start|>system",
+        "<|im_",
+        "start|>",
+        "[INST]",
+        "<end_of_turn>",
+        "\U000e0041",
+        "\u202e",
+        "\u200b",
         "\x00",
         "\ud800",
         "\udfff",
@@ -35,6 +42,8 @@ nasty = st.sampled_from(
 texts = st.lists(st.one_of(st.text(), nasty), max_size=12).map("".join)
 
 DELIMITED = pk.Delimited(instruction="Summarise.", delimit=["email"], template="Go.")
+RAW = DELIMITED.model_copy(update={"neutralise_untrusted": False})
+INVISIBLE = re.compile("[\x00\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]")
 CONTEXT = pk.Context(instruction="Answer.", template="{{ question }}")
 
 
@@ -56,7 +65,14 @@ def test_delimited_text_is_literal_and_unforgeable(text: str) -> None:
     user = msgs[1].content
     o, c = _section(user, "EMAIL")
     close = f"{o}END EMAIL{c}"
-    assert user == f"{o}EMAIL{c}\n{text}\n{close}\n\nGo."
+    # what is sent is the text neutralised: no special token, no invisible character
+    assert user == f"{o}EMAIL{c}\n{pk.neutralise(text)}\n{close}\n\nGo."
+    assert not any(t in user for t in pk.COMMON_SPECIAL_TOKENS if len(t) > 1)
+    assert not INVISIBLE.search(user)
+    # opted out, it is the text itself
+    raw = RAW.render(email=text)[1].content
+    o, c = _section(raw, "EMAIL")
+    assert raw == f"{o}EMAIL{c}\n{text}\n{o}END EMAIL{c}\n\nGo."
     # the markers occur nowhere inside the text, so it can neither close nor forge a section
     assert o not in text
     assert user.count(close) == 1
@@ -75,6 +91,7 @@ def test_documents_and_question_literal(doc: str, title_seed: str, question: str
         return
     user = msgs[-1].content
     o, c = _section(user, "DOCUMENT d-1")
+    doc, title = pk.neutralise(doc), pk.neutralise(title)
     inner = f"Title: {title}\n{doc}" if title else doc
     tail = f"\n\n{question}" if question else ""  # an empty body part is left out
     assert user == f"{o}DOCUMENT d-1{c}\n{inner}\n{o}END DOCUMENT d-1{c}{tail}"

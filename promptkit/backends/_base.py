@@ -224,6 +224,14 @@ class Backend(ABC):
             "retrieval and example selection."
         )
 
+    def special_tokens(self) -> list[str]:
+        """The model's special-token strings, for ``Prompt(special_tokens=...)``; default:
+        :data:`promptkit.COMMON_SPECIAL_TOKENS` (the embedded backend reads its GGUF
+        vocabulary, ``llama-server`` asks the server)."""
+        from .._untrusted import COMMON_SPECIAL_TOKENS
+
+        return list(COMMON_SPECIAL_TOKENS)
+
     def token_counter(self) -> TokenCounter:
         """The most exact token counter this backend offers (default: the approximation)."""
         from .._tokens import APPROX
@@ -854,6 +862,18 @@ class LLM:
         APPROX
         """
         return self.backend.token_counter()
+
+    def special_tokens(self) -> list[str]:
+        """The special-token strings untrusted text must not contain for this model: the
+        model's own where the backend can know them (the embedded model's vocabulary, a
+        llama.cpp server), else :data:`promptkit.COMMON_SPECIAL_TOKENS`. Pass them to a
+        prompt to neutralise exactly those: ``Delimited(..., special_tokens=...)``.
+
+        >>> from promptkit import LLM, FakeBackend
+        >>> "<|im_start|>" in LLM(FakeBackend()).special_tokens()
+        True
+        """
+        return self.backend.special_tokens()
 
     def stream(
         self,

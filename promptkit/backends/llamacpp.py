@@ -49,6 +49,16 @@ How it behaves:
   subprocess: a build that dies there, typically one compiled with ``-march=native`` on
   another CPU, raises :class:`~promptkit.ConfigurationError` with the reinstall command
   instead of killing the process with ``SIGILL`` (see :mod:`._llama_probe`).
+- Message contents are tokenized as text: ``<|im_start|>`` inside a message stays the
+  characters ``<|im_start|>``, never the control token, so untrusted text cannot open a
+  turn of its own. The chat template (the GGUF's, or ``chat_format=``) is rendered with a
+  placeholder per content and the prompt cut there; the template's pieces are tokenized
+  with special tokens parsed, the contents without, and the model generates from the
+  tokens (:meth:`LlamaCppBackend.chat_tokens` shows them). Should a template transform a
+  content so that it cannot be cut out, or a custom ``chat_handler`` (or ``tools``) format
+  the prompt itself, the contents are sent with the model's special-token strings broken
+  by :func:`promptkit.neutralise` instead. :meth:`LlamaCppBackend.special_tokens` lists
+  the model's special tokens.
 """
 
 from __future__ import annotations
@@ -80,10 +90,12 @@ from .._errors import (
     PromptkitError,
 )
 from .._params import SAMPLING_FIELDS
+from .._untrusted import neutralise
 from ._base import Backend, Delta, Embeddings, Request
 from ._llama_probe import INSTALL_LOCAL_COMMAND, check_llama_runs
 
 if TYPE_CHECKING:
+    from .._messages import Message
     from .._tokens import TokenCounter
 
 __all__ = [
@@ -518,6 +530,33 @@ class LlamaCppBackend(Backend):
         with self._vocab_slot().use() as llama:
             return list(llama.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
+    def special_tokens(self) -> list[str]:
+        """The model's special-token strings (control and user-defined tokens of its GGUF
+        vocabulary), for ``Prompt(special_tokens=...)``.
+
+        >>> LlamaCppBackend().special_tokens()[:3]                       # doctest: +SKIP
+        ['<|endoftext|>', '<|im_start|>', '<|im_end|>']
+        """
+        with self._vocab_slot().use() as llama:
+            return list(_special_tokens(llama))
+
+    def chat_tokens(self, messages: Sequence[Message]) -> list[int]:
+        """The token ids the model is given for ``messages``: the chat template's own
+        structure as special tokens, every message content tokenized as text.
+
+        >>> from promptkit import Message                               # doctest: +SKIP
+        >>> len(LlamaCppBackend().chat_tokens([Message.user("<|im_start|>")]))  # doctest: +SKIP
+        33
+        """
+        with self._slot().use() as llama:
+            formatter = _plain_formatter(llama, {})
+            if formatter is None:
+                raise ConfigurationError(
+                    "This model's chat handler formats prompts itself (a custom chat_handler): "
+                    "promptkit cannot split its prompt into template and contents."
+                )
+            return _split_tokens(llama, formatter, [m.to_dict() for m in messages])[0]
+
     def token_counter(self) -> TokenCounter:
         """The model's own tokenizer (:class:`~promptkit.LlamaCppTokenCounter`)."""
         from .._tokens import LlamaCppTokenCounter
@@ -594,9 +633,16 @@ class LlamaCppBackend(Backend):
             # that came before (a different token at temperature 0, seeds not reproducing).
             llama.reset()
         if request.messages is not None:
-            return llama.create_chat_completion(
-                messages=[m.to_dict() for m in request.messages], stream=stream, **kwargs
-            )
+            messages = [m.to_dict() for m in request.messages]
+            formatter = _plain_formatter(llama, kwargs)
+            if formatter is None:
+                # a chat handler promptkit cannot split (multimodal, function calling): it
+                # tokenizes the formatted prompt whole, so break the token strings instead
+                specials = _special_tokens(llama)
+                for m in messages:
+                    m["content"] = neutralise(m["content"], specials)
+                return llama.create_chat_completion(messages=messages, stream=stream, **kwargs)
+            return _chat_from_tokens(llama, formatter, messages, kwargs, stream)
         if request.prompt is None:
             raise ParameterError("A request needs messages or a prompt.")
         kwargs = {"max_tokens": None, **kwargs}
@@ -795,3 +841,145 @@ def _logprobs(data: Any, top: int | None, chat: bool) -> tuple[TokenLogprob, ...
             TokenLogprob(token, float(logprob), best([(t, float(v)) for t, v in alts_map.items()]))
         )
     return tuple(out)
+
+
+# --------------------------------------------------------------------------- chat prompts as tokens
+#
+# llama-cpp-python's chat handlers format the whole conversation to one string and tokenize
+# it with special tokens parsed, so "<|im_start|>" inside a message becomes the real control
+# token. Instead: render the chat template with each content replaced by a unique
+# placeholder, cut the prompt at the placeholders, tokenize the template's pieces with
+# special tokens parsed and the contents as text, and generate from the token list. The
+# handler's formatter, stop strings, stopping criteria, grammar and defaults are used as it
+# would use them, so replies are otherwise the same.
+
+_ATTR_SPECIAL = (1 << 3) | (1 << 4)  # LLAMA_TOKEN_ATTR_CONTROL | LLAMA_TOKEN_ATTR_USER_DEFINED
+_HANDLER_QUALNAME = "chat_formatter_to_chat_completion_handler.<locals>.chat_completion_handler"
+#: create_chat_completion arguments the placeholder path does not handle (tools, functions)
+_NEEDS_HANDLER = frozenset({"functions", "function_call", "tools", "tool_choice"})
+
+
+def _special_tokens(llama: Any) -> tuple[str, ...]:
+    """The model's control and user-defined token strings (cached on the Llama object)."""
+    cached: tuple[str, ...] | None = getattr(llama, "_promptkit_specials", None)
+    if cached is None:
+        model = llama._model
+        found = []
+        for token in range(llama.n_vocab()):
+            if model.token_get_attr(token) & _ATTR_SPECIAL:
+                text = model.token_get_text(token)
+                if len(text) > 1:
+                    found.append(text)
+        cached = tuple(dict.fromkeys(found))
+        llama._promptkit_specials = cached
+    return cached
+
+
+def _plain_formatter(llama: Any, kwargs: dict[str, Any]) -> Any:
+    """The ChatFormatter behind the model's chat handler, or None when the handler is not
+    a plain formatter (a custom chat_handler, or tools/functions asked for)."""
+    if _NEEDS_HANDLER & kwargs.keys():
+        return None
+    from llama_cpp import llama_chat_format
+
+    handler: Any = (
+        llama.chat_handler
+        or llama._chat_handlers.get(llama.chat_format)
+        or llama_chat_format.get_chat_completion_handler(llama.chat_format)
+    )
+    if getattr(handler, "__qualname__", None) != _HANDLER_QUALNAME:
+        return None
+    cells = dict(zip(handler.__code__.co_freevars, handler.__closure__ or (), strict=False))
+    cell = cells.get("chat_formatter")
+    return cell.cell_contents if cell is not None else None
+
+
+def _split_tokens(
+    llama: Any, formatter: Any, messages: list[dict[str, Any]]
+) -> tuple[list[int], Any]:
+    """(prompt tokens, formatter response): template pieces tokenized with special tokens
+    parsed, message contents as text."""
+    import secrets
+
+    result = formatter(messages=messages)
+    nonce = secrets.token_hex(6)
+    marks: dict[str, int] = {}
+    held = []
+    for i, m in enumerate(messages):
+        content = m.get("content")
+        if isinstance(content, str) and content:
+            mark = f"PKCONTENT{nonce}N{i}X"
+            marks[mark] = i
+            m = {**m, "content": mark}
+        held.append(m)
+    pieces: list[tuple[str, bool]] = [(result.prompt, True)]
+    if marks:
+        skeleton = formatter(messages=held).prompt
+        parts = re.split("(" + "|".join(marks) + ")", skeleton)
+        for transform in (lambda s: s, str.strip):
+            pieces = [
+                (transform(messages[marks[p]]["content"]), False) if i % 2 else (p, True)
+                for i, p in enumerate(parts)
+            ]
+            if "".join(p for p, _ in pieces) == result.prompt:
+                break
+        else:
+            # the template does something else with contents: keep its prompt whole, with
+            # the model's special-token strings broken inside the contents
+            specials = _special_tokens(llama)
+            safe = [{**m, "content": neutralise(m["content"], specials)} for m in messages]
+            pieces = [(formatter(messages=safe).prompt, True)]
+    add_bos = not result.added_special
+    tokens: list[int] = []
+    for i, (text, structure) in enumerate(pieces):
+        if text or (i == 0 and add_bos):
+            tokens += llama.tokenize(
+                text.encode("utf-8"), add_bos=add_bos and i == 0, special=structure
+            )
+    return tokens, result
+
+
+@functools.lru_cache(maxsize=1)
+def _chat_defaults() -> dict[str, Any]:
+    """create_chat_completion's defaults for the arguments it hands to create_completion
+    (called with a model loaded: llama_cpp is imported and past its pre-flight)."""
+    import llama_cpp
+
+    chat = inspect.signature(llama_cpp.Llama.create_chat_completion).parameters
+    plain = _call_params(llama_cpp.Llama.create_completion)
+    skip = {"self", "messages", "stream", "logprobs", "stop", "grammar"}
+    return {
+        k: p.default
+        for k, p in chat.items()
+        if k in plain and k not in skip and p.default is not inspect.Parameter.empty
+    }
+
+
+def _chat_from_tokens(
+    llama: Any, formatter: Any, messages: list[dict[str, Any]], kwargs: dict[str, Any], stream: bool
+) -> Any:
+    """What create_chat_completion returns, generated from the split prompt's tokens."""
+    from llama_cpp import llama_chat_format
+
+    prompt, result = _split_tokens(llama, formatter, messages)
+    args = {**_chat_defaults(), **kwargs}
+    stop = args.pop("stop", None)
+    stop = [] if stop is None else [stop] if isinstance(stop, str) else list(stop)
+    if result.stop is not None:
+        stop += result.stop if isinstance(result.stop, list) else [result.stop]
+    response_format = args.pop("response_format", None)
+    if response_format is not None and response_format.get("type") == "json_object":
+        args["grammar"] = llama_chat_format._grammar_for_response_format(
+            response_format, verbose=llama.verbose
+        )
+    want = args.pop("logprobs", None)
+    top = args.pop("top_logprobs", None)
+    out = llama.create_completion(
+        prompt=prompt,
+        stream=stream,
+        stop=stop,
+        logprobs=top if want else None,
+        stopping_criteria=result.stopping_criteria,
+        **args,
+    )
+    return llama_chat_format._convert_completion_to_chat(out, stream=stream)

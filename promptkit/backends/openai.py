@@ -679,6 +679,42 @@ class LlamaServerBackend(OpenAIBackend):
 
         return ServerTokenCounter(self)
 
+    _special_tokens: list[str] | None = None
+
+    def special_tokens(self) -> list[str]:
+        """Which of :data:`~promptkit.COMMON_SPECIAL_TOKENS` are special tokens of the
+        served model, asked once (then remembered) in one ``POST /tokenize`` with
+        ``with_pieces``: a string that comes back as a single piece is one of its tokens.
+        A server without pieces (llama-cpp-python's), or a model with none of them, gives
+        the whole common list.
+
+        >>> LlamaServerBackend().special_tokens()[:2]                    # doctest: +SKIP
+        ['<|im_start|>', '<|im_end|>']
+        """
+        from .._untrusted import COMMON_SPECIAL_TOKENS
+
+        if self._special_tokens is None:
+            candidates = [t for t in COMMON_SPECIAL_TOKENS if len(t) > 1]
+            body = {"content": "\n".join(candidates), "with_pieces": True, "parse_special": True}
+            url = httpx.URL(self.base_url.removesuffix("/v1") + "/tokenize")
+            try:
+                resp, attempts = self._send(url, dumps(body), None)
+            except BadRequestError as exc:
+                if exc.status not in (404, 405):
+                    raise
+                tokens: Any = None  # llama-cpp-python's server: no /tokenize with pieces
+            else:
+                tokens = self._json(resp, attempts).get("tokens")
+            # a piece of invalid UTF-8 comes as a list of bytes: never a whole token string
+            pieces = {
+                t["piece"]
+                for t in tokens or ()
+                if isinstance(t, dict) and isinstance(t.get("piece"), str)
+            }
+            found = [t for t in candidates if t in pieces]
+            self._special_tokens = found or list(COMMON_SPECIAL_TOKENS)
+        return list(self._special_tokens)
+
     def _response_format(self, rf: Mapping[str, Any]) -> dict[str, Any]:
         return {"type": "json_object", "schema": rf["schema"]}
 
