@@ -111,6 +111,7 @@ if TYPE_CHECKING:
         split,
         wilson_interval,
     )
+    from .integrations.ray import RayPrompt
     from .retrieval import (
         ExampleSelector,
         LengthBudgetExamples,
@@ -177,6 +178,7 @@ _LAZY: dict[str, str] = {
     "VariantResult": ".evaluation",
     "ItemResult": ".evaluation",
     "Price": ".evaluation",
+    "RayPrompt": ".integrations.ray",
     "Metric": ".evaluation",
     "metrics": ".evaluation",
     "wilson_interval": ".evaluation",
@@ -298,6 +300,7 @@ __all__ = [
     "PromptError",
     "PromptkitError",
     "RateLimitError",
+    "RayPrompt",
     "Record",
     "Refine",
     "RefineResult",

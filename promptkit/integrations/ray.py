@@ -297,7 +297,7 @@ class RayPrompt:
             "compute": ActorPoolStrategy(
                 size=actors, max_concurrent_calls_per_actor=2, enable_true_multi_threading=True
             ),
-            "batch_size": batch_size or 4 * self.concurrency,
+            "batch_size": batch_size or 2 * self.concurrency,
             "batch_format": "pyarrow",
             "num_cpus": num_cpus,
         }
@@ -313,7 +313,8 @@ class RayPrompt:
     ) -> Any:
         """``ds`` with the result columns added, computed by ``actors`` Ray actors.
 
-        ``batch_size`` rows go to an actor at a time (default ``4 x concurrency``); each
+        ``batch_size`` rows go to an actor at a time (default ``2 x concurrency``; an actor
+        works on two batches at once, so one batch's last requests overlap the next); each
         actor reserves ``num_cpus`` (default 0.25: the work is waiting on the network).
         Other keyword arguments go to ``Dataset.map_batches``. Lazy, as Ray Data is.
         """
