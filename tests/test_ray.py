@@ -208,3 +208,47 @@ def test_a_429_pauses_every_actor(cluster: None, server: LoopbackServer) -> None
     paused = [t for t in log["times"] if t0 + 0.35 < t < t0 + 0.95]
     assert paused == []
     assert any(t >= t0 + 0.95 for t in log["times"])  # and then they go on
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"concurrency": 0}, "concurrency=0"),
+        ({"rpm": -5}, "rpm=-5"),
+        ({"columns": {"review": 3}}, "columns"),
+        ({"price": (1.0,)}, "price"),
+    ],
+)
+def test_bad_options_are_refused_on_the_driver(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(pk.PromptkitError, match=message):
+        RayPrompt(ECHO, {"backend": "fake"}, **kwargs)
+
+
+def test_bad_targets_and_configurations_are_refused() -> None:
+    with pytest.raises(pk.ConfigurationError, match="prompt or a strategy"):
+        RayPrompt("Classify this.", {"backend": "fake"})
+    vote = pk.SelfConsistency(pk.ChainOfThought(instruction="Solve."), k=3)
+    with pytest.raises(pk.ConfigurationError, match="output= parses a prompt"):
+        RayPrompt(vote, {"backend": "fake"}, output=Label)
+    with pytest.raises(pk.ConfigurationError):
+        RayPrompt(ECHO, {"backend": "no-such-backend"})
+
+
+def test_a_column_clash_names_the_fix(cluster: None) -> None:
+    rows = [{"id": 1, "review": "x", "reply": "already here"}]
+    with RayPrompt(ECHO, {"backend": "fake"}) as job, pytest.raises(Exception, match="prefix="):
+        job.map(ray.data.from_items(rows)).take_all()
+
+
+def test_token_limit_is_shared_by_two_actors(cluster: None, server: LoopbackServer) -> None:
+    """tpm=3000 is 50 tokens a second for the whole job; each request is estimated at
+    ~14 tokens (its messages; no max_tokens) and the server reports about as many."""
+    server.reset()
+    rows = [{"id": i, "review": f"tokens {i:02d}"} for i in range(16)]
+    with RayPrompt(ECHO, openai(server), concurrency=8, tpm=3000) as job:
+        out = job.map(ray.data.from_items(rows), actors=2, batch_size=4).take_all()
+    assert all(r["error_type"] is None for r in out)
+    used = sum(r["total_tokens"] for r in out)
+    times = sorted(server.stats()["times"])
+    # the bucket starts with one second's worth (50 tokens) and refills at 50/s
+    assert times[-1] - times[0] >= (used - 2 * 50) / 50

@@ -226,8 +226,10 @@ class RayPrompt:
         if "cache" in kwargs:
             raise ConfigurationError("Give the cache as RayPrompt(cache=path), not in backend.")
         from .._config import resolve_config
+        from ..backends import backend_class
 
-        resolve_config(**kwargs)  # fail here, not in every actor (the actors resolve again)
+        # fail here rather than in every actor (which resolve again, in their environment)
+        backend_class(resolve_config(**kwargs).backend)
         self.connect_kwargs = kwargs
         self.target = target
         self.output = output
@@ -272,13 +274,7 @@ class RayPrompt:
         if not ray.is_initialized():
             ray.init()
         if self._limits is None:
-            self._limits = (
-                ray.remote(_ClusterLimits)
-                .options(
-                    name=self.limits_name, get_if_exists=True, num_cpus=0, max_concurrency=10_000
-                )
-                .remote(self.rpm, self.tpm)
-            )
+            self._limits = _limits_actor(self.limits_name, self.rpm, self.tpm)
         return self._limits
 
     def map_batches_kwargs(
@@ -344,6 +340,18 @@ class RayPrompt:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _limits_actor(name: str, rpm: float | None, tpm: float | None) -> Any:
+    """The job's limits actor: created by the first to ask (the driver, or an actor when
+    the driver closed the job before the dataset ran), found by name by the others."""
+    import ray
+
+    return (
+        ray.remote(_ClusterLimits)
+        .options(name=name, get_if_exists=True, num_cpus=0, max_concurrency=10_000)
+        .remote(rpm, tpm)
+    )
 
 
 class _Renderable:
@@ -554,8 +562,6 @@ class _PromptActor:
     """What each actor of the pool runs: connects once, then maps batches (pyarrow)."""
 
     def __init__(self, job: RayPrompt) -> None:
-        import ray
-
         from .._config import connect
 
         self.job = job
@@ -568,7 +574,7 @@ class _PromptActor:
             max_concurrency=llm.max_concurrency,
             cache=llm.cache,
         )
-        limits = ray.get_actor(job.limits_name)
+        limits = _limits_actor(job.limits_name, job.rpm, job.tpm)
         gated.gate = _Gate(
             limits,
             job.concurrency,
