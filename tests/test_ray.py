@@ -252,3 +252,11 @@ def test_token_limit_is_shared_by_two_actors(cluster: None, server: LoopbackServ
     times = sorted(server.stats()["times"])
     # the bucket starts with one second's worth (50 tokens) and refills at 50/s
     assert times[-1] - times[0] >= (used - 2 * 50) / 50
+
+
+def test_a_job_closed_before_its_lazy_dataset_runs(cluster: None, server: LoopbackServer) -> None:
+    job = RayPrompt(ECHO, openai(server), rpm=6000)
+    ds = job.map(ray.data.from_items([{"review": f"late {i}"} for i in range(4)]))
+    job.close()  # Ray Data is lazy: the actors start only now, and make the limits again
+    out = ds.take_all()
+    assert [r["reply"] for r in out] == [f"echo: Review: late {i}" for i in range(4)]
