@@ -58,8 +58,8 @@ most 60 s); every actor sees it (at once when it next asks for a share, else wit
 successes, as the local runner does. The request is retried after the pause, at most
 ``max_rate_limit_retries`` times, then recorded as the row's ``RateLimitError``.
 
-RESPONSE CACHE. ``cache="/path/responses.sqlite"`` gives every actor ``pk.Cache`` on that
-file: SQLite in WAL mode is safe for any number of processes *on one machine*, so the
+RESPONSE CACHE. ``cache="/path/responses.sqlite"`` (a path on each node's local disk)
+gives every actor ``pk.Cache`` on that file: SQLite in WAL mode is safe for any number of processes *on one machine*, so the
 actors of a node share their replies. Across nodes: a node's cache file is its own (SQLite
 must not be shared over NFS or other network file systems: its locks are unreliable
 there), so a repeated run hits the cache only for rows that land on the node that did
