@@ -59,12 +59,12 @@ successes, as the local runner does. The request is retried after the pause, at 
 ``max_rate_limit_retries`` times, then recorded as the row's ``RateLimitError``.
 
 RESPONSE CACHE. ``cache="/path/responses.sqlite"`` (a path on each node's local disk)
-gives every actor ``pk.Cache`` on that file: SQLite in WAL mode is safe for any number of processes *on one machine*, so the
-actors of a node share their replies. Across nodes: a node's cache file is its own (SQLite
-must not be shared over NFS or other network file systems: its locks are unreliable
-there), so a repeated run hits the cache only for rows that land on the node that did
-them before. What is shared across nodes is the rate limits and the 429 pause (the
-limits actor), not the cache.
+gives every actor ``pk.Cache`` on that file: SQLite in WAL mode is safe for any number of
+processes *on one machine*, so the actors of a node share their replies. Across nodes: a
+node's cache file is its own (SQLite must not be shared over NFS or other network file
+systems: its locks are unreliable there), so a repeated run hits the cache only for rows
+that land on the node that did them before. What is shared across nodes is the rate
+limits and the 429 pause (the limits actor), not the cache.
 
 MULTI-NODE SETUP (a vLLM fleet behind one OpenAI-compatible endpoint, results to
 Parquet)::
