@@ -183,8 +183,9 @@ def test_rate_limit_is_shared_by_two_actors(cluster: None, server: LoopbackServe
     assert len(out) == 24 and all(r["error_type"] is None for r in out)
     times = sorted(server.stats()["times"])
     assert len(times) == 24
-    for start in times:  # any 2-second window: at most 2 s x 4/s + the burst of 4
-        assert sum(start <= t < start + 2.0 for t in times) <= 12
+    for start in times:  # any 2-second window: at most 2 s x 4/s + the burst of 4, and
+        # one more for the jitter between a share's grant and the request's arrival
+        assert sum(start <= t < start + 2.0 for t in times) <= 13
     assert times[-1] - times[0] >= (24 - 4) / 4 - 0.5  # the whole run, at 4/s
 
 
@@ -193,7 +194,7 @@ def test_a_429_pauses_every_actor(cluster: None, server: LoopbackServer) -> None
     rows = [{"id": i, "review": f"busy {i}"} for i in range(120)]
     job = RayPrompt(ECHO, openai(server), concurrency=4)
     ds = job.map(ray.data.from_items(rows), actors=2, batch_size=8)
-    server.control(rate_limit_at=30, retry_after=1.0)
+    server.control(rate_limit_at=30, retry_after=1.5)
     try:
         out = ds.take_all()
         stats = job.stats()
@@ -203,11 +204,11 @@ def test_a_429_pauses_every_actor(cluster: None, server: LoopbackServer) -> None
     assert stats["rate_limited"] == 1 and stats["pauses"] == 1
     log = server.stats()
     t0 = next(t for t, s in zip(log["times"], log["statuses"], strict=True) if s == 429)
-    # after the 429 (Retry-After 1 s) neither actor sends: the other one learns within
-    # 0.25 s, and requests already in flight end within the 50 ms latency
-    paused = [t for t in log["times"] if t0 + 0.35 < t < t0 + 0.95]
+    # after the 429 (Retry-After 1.5 s) neither actor sends: the other one learns within
+    # 0.25 s (plus a Ray call, slow on a busy machine)
+    paused = [t for t in log["times"] if t0 + 0.5 < t < t0 + 1.45]
     assert paused == []
-    assert any(t >= t0 + 0.95 for t in log["times"])  # and then they go on
+    assert any(t >= t0 + 1.45 for t in log["times"])  # and then they go on
 
 
 @pytest.mark.parametrize(
