@@ -92,6 +92,8 @@ class _Stats:
     connections = 0
     in_flight = 0
     peak_in_flight = 0
+    first = 0.0  # time.time() of the first and the last request seen
+    last = 0.0
 
 
 class _Protocol(asyncio.Protocol):
@@ -133,10 +135,17 @@ class _Protocol(asyncio.Protocol):
                     "connections": _Stats.connections,
                     "peak_in_flight": _Stats.peak_in_flight,
                     "cpu_ms": int(time.process_time() * 1000),
+                    "first": _Stats.first,
+                    "last": _Stats.last,
                 }
                 self._write(_response(json.dumps(stats).encode()))
+            elif method == "POST" and path == "/window":  # a new timing window
+                _Stats.first = _Stats.last = 0.0
+                self._write(_response(b"{}"))
             elif method == "POST" and path == "/v1/chat/completions":
                 _Stats.requests += 1
+                _Stats.last = time.time()
+                _Stats.first = _Stats.first or _Stats.last
                 _Stats.in_flight += 1
                 _Stats.peak_in_flight = max(_Stats.peak_in_flight, _Stats.in_flight)
                 asyncio.get_running_loop().call_later(self.latency, self._reply)
@@ -182,11 +191,17 @@ class Server:
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, float]:
         import httpx
 
-        data: dict[str, int] = httpx.get(f"http://127.0.0.1:{self.port}/stats").json()
+        data: dict[str, float] = httpx.get(f"http://127.0.0.1:{self.port}/stats").json()
         return data
+
+    def new_window(self) -> None:
+        """Forget the first and last request times (``stats()`` then covers what follows)."""
+        import httpx
+
+        httpx.post(f"http://127.0.0.1:{self.port}/window", content=b"")
 
     def close(self) -> None:
         assert self.proc.stdin is not None

@@ -114,6 +114,7 @@ if TYPE_CHECKING:
         split,
         wilson_interval,
     )
+    from .integrations.ray import RayPrompt
     from .optimize import (
         Budget,
         BudgetError,
@@ -190,6 +191,7 @@ _LAZY: dict[str, str] = {
     "VariantResult": ".evaluation",
     "ItemResult": ".evaluation",
     "Price": ".evaluation",
+    "RayPrompt": ".integrations.ray",
     "Metric": ".evaluation",
     "metrics": ".evaluation",
     "wilson_interval": ".evaluation",
@@ -326,6 +328,7 @@ __all__ = [
     "PromptError",
     "PromptkitError",
     "RateLimitError",
+    "RayPrompt",
     "Record",
     "Refine",
     "RefineResult",

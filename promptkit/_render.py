@@ -97,6 +97,11 @@ class _Compiled:
         m = _TRIVIAL.fullmatch(source)
         self.trivial = m.group(1) if m else None
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # pickled as its source (jinja2's compiled code does not pickle): prompts travel to
+        # other processes (Ray actors, multiprocessing) and compile again there, once
+        return (compile_template, (self.source,))
+
 
 @functools.lru_cache(maxsize=2048)
 def compile_template(source: str, name: str = "<template>") -> _Compiled:

@@ -18,6 +18,7 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
         ("render.py", "promptkit render() vs raw jinja2"),
         ("client.py", "promptkit LLM.complete vs raw httpx"),
         ("import_time.py", "promptkit"),
+        ("ray_batch.py", "2 actors vs 1 actor"),
     ],
 )
 def test_benchmark_runs_in_quick_mode(script: str, expect: str) -> None:

@@ -315,3 +315,21 @@ def test_optimize(capsys: pytest.CaptureFixture[str]) -> None:
     out = capsys.readouterr().out
     assert out.splitlines()[0].split()[:2] == ["candidate", "technique"]
     assert "Saved best.yaml:\ntechnique: FewShot" in out and "examples:" in out
+
+
+def test_ray_classify(capsys: pytest.CaptureFixture[str]) -> None:
+    """On a local Ray (2 CPUs, started and stopped by the recipe) with the fake backend:
+    each actor builds it from the configuration."""
+    pytest.importorskip("ray")
+    mod = load("ray_classify")
+
+    def reply(req: Request) -> str:
+        text = list(req.messages or [])[-1].content
+        return "negative" if any(w in text for w in ("broke", "useless", "cutting")) else "positive"
+
+    rows = mod.main({"backend": "fake", "replies": reply}, actors=2, concurrency=4, rpm=6000)
+    assert [r["id"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    labels = ["positive", "negative", "positive", "negative", "positive", "negative"]
+    assert [r["reply"] for r in rows] == labels
+    assert all(r["error_type"] is None and r["requests"] == 1 for r in rows)
+    assert "negative  <- The strap broke within a week." in capsys.readouterr().out
