@@ -330,7 +330,7 @@ class OpenAISDKBackend(OpenAIBackend):
         try:
             raw = create(**kwargs)
         except Exception as exc:
-            failure = self._sdk_failure(exc)
+            failure = self._sdk_failure(exc, content)
         if failure is not None:
             raise failure
         return self._response(raw)
@@ -343,7 +343,7 @@ class OpenAISDKBackend(OpenAIBackend):
         try:
             raw = await create(**kwargs)
         except Exception as exc:
-            failure = self._sdk_failure(exc)
+            failure = self._sdk_failure(exc, content)
         if failure is not None:
             raise failure
         return self._response(raw)
@@ -360,13 +360,14 @@ class OpenAISDKBackend(OpenAIBackend):
             )
         return cast(httpx.Response, resp)
 
-    def _sdk_failure(self, exc: Exception) -> BaseException:
+    def _sdk_failure(self, exc: Exception, content: bytes = b"") -> BaseException:
         """The promptkit failure (a retryable ``_Failure`` or a promptkit error) for an
-        exception the SDK raised. No SDK or httpx object is kept (their requests carry the
+        exception the SDK raised on the request body ``content`` (read for the features a
+        server refuses by name). No SDK or httpx object is kept (their requests carry the
         credentials)."""
         openai = _openai()
         if isinstance(exc, openai.APIStatusError):
-            return self._status_failure(exc.response)
+            return self._status_failure(exc.response, content)
         if isinstance(exc, openai.APITimeoutError):
             return _Failure("timeout", retryable=True, detail="APITimeoutError")
         if isinstance(exc, openai.APIConnectionError):

@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 import promptkit as pk
-from promptkit._errors import BadRequestError, ServerError
+from promptkit._errors import BadRequestError
 from promptkit.backends._base import LLM
 from promptkit.backends.openai import OpenAIBackend
 from promptkit.strategies import SelfConsistency, structured_result
@@ -83,21 +83,24 @@ class Colour(BaseModel):
 
 def test_json_schema_output_is_sent_as_the_httpx_backend_sends_it(llama_server: str) -> None:
     """llama-cpp-python's server takes only ``{"type": "json_object", "schema": ...}`` (the
-    llama-server backend sends that); to the OpenAI-style ``json_schema`` it answers 500,
-    so both OpenAI backends fail alike, with the same typed error."""
+    llama-server backend sends that); to the OpenAI-style ``json_schema`` it answers 500 by
+    name, so both OpenAI backends fall back alike: one refused request, then json_object with
+    the schema, remembered by the backend and reported in ``dropped``."""
     prompt = pk.ZeroShot(
         instruction="Name a colour and say whether it is warm.",
         params=pk.SamplingParams(max_tokens=40, temperature=0),
     )
-    errors = []
+    outcomes = []
     for llm in (
         pk.connect(client=clients(llama_server)[0], max_retries=0),
         LLM(OpenAIBackend(base_url=llama_server, max_retries=0)),
     ):
-        with pytest.raises(ServerError) as info:
-            structured_result(prompt, llm, Colour, output_mode="json_schema", input="red")
-        errors.append((info.value.status, "json_schema" in str(info.value)))
-    assert errors[0] == errors[1] == (500, True)
+        result = structured_result(prompt, llm, Colour, output_mode="json_schema", input="red")
+        first = result.completions[0]
+        assert "json_schema" in llm.backend.refused
+        assert "response_format" in first.dropped and first.requests == 2
+        outcomes.append(result.value)
+    assert outcomes[0] == outcomes[1]
 
 
 def test_a_wrong_path_is_a_typed_error_after_one_request(llama_server: str) -> None:
