@@ -176,7 +176,7 @@ _LAZY: dict[str, str] = {
     "EvalReport": ".evaluation",
     "VariantResult": ".evaluation",
     "ItemResult": ".evaluation",
-    "Price": ".evaluation",
+    "Price": "._pricing",
     "Metric": ".evaluation",
     "metrics": ".evaluation",
     "wilson_interval": ".evaluation",

@@ -22,7 +22,7 @@ import random
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
@@ -36,6 +36,20 @@ from .._errors import (
 )
 from .._messages import Message
 from .._params import SamplingParams, UnsupportedPolicy
+from .._pricing import PriceLike, price_table
+from .._telemetry import (
+    Hook,
+    Observers,
+    arun_hook,
+    call_cost,
+    carry,
+    embedded,
+    observe,
+    observe_request,
+    observed,
+    parts_cost,
+    run_hook,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -259,6 +273,14 @@ class LLM:
     ``cache`` (e.g. :class:`promptkit.Cache`) answers repeated identical requests without
     calling the backend; a hit is marked ``Completion.cached``.
 
+    ``prices`` (``{model or backend name: (input, output[, cached_input])}``, dollars per
+    million tokens, see :class:`~promptkit.Price`) sets ``Completion.cost``.
+    ``on_request(request)``, ``on_response(request, completion)`` and
+    ``on_error(request, error)`` (plain or ``async`` functions) see every request sent;
+    ``capture_content`` records messages on OpenTelemetry spans (default: the
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` variable). See
+    :mod:`promptkit._telemetry` for the spans and metrics.
+
     ``n`` choices on a backend that returns one per request (llama.cpp servers, the
     embedded model) take ``n`` requests, each with its own seed: ``seed``, ``seed + 1``,
     ... when a seed >= 0 is given, else a random base and the next ones (so a server
@@ -274,6 +296,11 @@ class LLM:
         on_truncation: Literal["ignore", "error"] = "ignore",
         max_concurrency: int = 16,
         cache: ResponseCache | None = None,
+        prices: Mapping[str, PriceLike] | None = None,
+        on_request: Hook | None = None,
+        on_response: Hook | None = None,
+        on_error: Hook | None = None,
+        capture_content: bool | None = None,
     ) -> None:
         if on_unsupported not in ("error", "warn", "drop"):
             raise ParameterError(
@@ -287,6 +314,9 @@ class LLM:
         self.on_truncation = on_truncation
         self.max_concurrency = max_concurrency
         self.cache = cache
+        self.observers = Observers(
+            on_request, on_response, on_error, capture_content, price_table(prices)
+        )
 
     def __repr__(self) -> str:
         return f"LLM(backend={self.backend.name!r}, model={self.backend.model!r})"
@@ -440,6 +470,7 @@ class LLM:
             cached=all(p.cached for p in parts),
             raw=last.raw,
         )
+        done.cost = parts_cost(self, parts)
         self._check(done)
         return done
 
@@ -491,6 +522,44 @@ class LLM:
         return self._run(request, n, dropped)
 
     def _call(self, req: Request) -> Completion:
+        obs = observe_request(self, req)
+        if obs is None:
+            return self._call_backend(req)
+        hooks = self.observers
+        try:
+            if hooks.on_request is not None:
+                run_hook(hooks.on_request, req)
+            part = self._call_backend(req)
+        except BaseException as exc:
+            obs.failed(exc)
+            if hooks.on_error is not None and isinstance(exc, Exception):
+                run_hook(hooks.on_error, req, exc)
+            raise
+        obs.succeeded(part)
+        if hooks.on_response is not None:
+            run_hook(hooks.on_response, req, part)
+        return part
+
+    async def _acall(self, req: Request) -> Completion:
+        obs = observe_request(self, req)
+        if obs is None:
+            return await self._acall_backend(req)
+        hooks = self.observers
+        try:
+            if hooks.on_request is not None:
+                await arun_hook(hooks.on_request, req)
+            part = await self._acall_backend(req)
+        except BaseException as exc:
+            obs.failed(exc)
+            if hooks.on_error is not None and isinstance(exc, Exception):
+                await arun_hook(hooks.on_error, req, exc)
+            raise
+        obs.succeeded(part)
+        if hooks.on_response is not None:
+            await arun_hook(hooks.on_response, req, part)
+        return part
+
+    def _call_backend(self, req: Request) -> Completion:
         if self.cache is not None:
             hit = self.cache.get(self.backend, req)
             if hit is not None:
@@ -500,7 +569,7 @@ class LLM:
             self.cache.put(self.backend, req, part)
         return part
 
-    async def _acall(self, req: Request) -> Completion:
+    async def _acall_backend(self, req: Request) -> Completion:
         if self.cache is not None:
             hit = self.cache.get(self.backend, req)
             if hit is not None:
@@ -530,7 +599,7 @@ class LLM:
 
         workers = min(len(pending), self.max_concurrency)
         with ThreadPoolExecutor(workers, thread_name_prefix="promptkit-n") as pool:
-            return list(pool.map(self._call, pending))
+            return list(pool.map(carry(self._call), pending))
 
     async def _acall_all(self, pending: list[Request]) -> list[Completion]:
         """Async twin of :meth:`_call_all`; one request costs no extra task or semaphore."""
@@ -673,6 +742,8 @@ class LLM:
         started = time.perf_counter()
         batches = self._embed_batches(texts, batch_size)
         embed = self.backend.embed
+        if observed(self):
+            embed = self._observed_embed
         if len(batches) <= 1:
             parts = [embed(b, timeout=timeout) for b in batches]
         else:
@@ -680,7 +751,8 @@ class LLM:
 
             workers = min(len(batches), self.max_concurrency)
             with ThreadPoolExecutor(workers, thread_name_prefix="promptkit-embed") as pool:
-                parts = list(pool.map(lambda b: embed(b, timeout=timeout), batches))
+                one = carry(lambda b: embed(b, timeout=timeout))
+                parts = list(pool.map(one, batches))
         return self._join_embeddings(batches, parts, started)
 
     async def aembed(
@@ -699,10 +771,31 @@ class LLM:
 
         async def one(batch: list[str]) -> Embeddings:
             async with sem:
-                return await self.backend.aembed(batch, timeout=timeout)
+                obs = observe(self, None, "embeddings")
+                if obs is None:
+                    return await self.backend.aembed(batch, timeout=timeout)
+                try:
+                    part = await self.backend.aembed(batch, timeout=timeout)
+                except BaseException as exc:
+                    obs.failed(exc)
+                    raise
+                embedded(obs, len(batch), part)
+                return part
 
         parts = await asyncio.gather(*(one(b) for b in batches))
         return self._join_embeddings(batches, parts, started)
+
+    def _observed_embed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        obs = observe(self, None, "embeddings")
+        if obs is None:
+            return self.backend.embed(texts, timeout=timeout)
+        try:
+            part = self.backend.embed(texts, timeout=timeout)
+        except BaseException as exc:
+            obs.failed(exc)
+            raise
+        embedded(obs, len(texts), part)
+        return part
 
     def token_counter(self) -> TokenCounter:
         """The most exact token counter for this model: tiktoken on the OpenAI API (when
@@ -810,23 +903,73 @@ class TextStream:
             renamed={k: v for k, v in renames.items() if k in self._request.params},
             latency_s=time.perf_counter() - self._started,
         )
-        self._llm._check(done)
+        done.cost = call_cost(self._llm, done)
         self.completion = done
+        self._llm._check(done)
 
     def __iter__(self) -> Iterator[str]:
-        for delta in self._llm.backend.stream(self._request):
-            if delta.text or delta.finish_reason is not None or delta.usage is not None:
+        obs = observe_request(self._llm, self._request, attach=False)
+        if obs is None:
+            for delta in self._llm.backend.stream(self._request):
+                if delta.text or delta.finish_reason is not None or delta.usage is not None:
+                    text = self._take(delta)
+                    if text:
+                        yield text
+            self._done()
+            return
+        hooks = self._llm.observers
+        try:
+            if hooks.on_request is not None:
+                run_hook(hooks.on_request, self._request)
+            for delta in self._llm.backend.stream(self._request):
+                if delta.text or delta.finish_reason is not None or delta.usage is not None:
+                    text = self._take(delta)
+                    if text:
+                        yield text
+            self._done()
+        except BaseException as exc:
+            if self.completion is not None and not isinstance(exc, GeneratorExit):
+                obs.succeeded(self.completion)  # the reply arrived; the policy refused it
+            else:
+                obs.failed(exc)
+            if hooks.on_error is not None and isinstance(exc, Exception):
+                run_hook(hooks.on_error, self._request, exc)
+            raise
+        assert self.completion is not None
+        obs.succeeded(self.completion)
+        if hooks.on_response is not None:
+            run_hook(hooks.on_response, self._request, self.completion)
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        obs = observe_request(self._llm, self._request, attach=False)
+        if obs is None:
+            async for delta in self._llm.backend.astream(self._request):
                 text = self._take(delta)
                 if text:
                     yield text
-        self._done()
-
-    async def __aiter__(self) -> AsyncIterator[str]:
-        async for delta in self._llm.backend.astream(self._request):
-            text = self._take(delta)
-            if text:
-                yield text
-        self._done()
+            self._done()
+            return
+        hooks = self._llm.observers
+        try:
+            if hooks.on_request is not None:
+                await arun_hook(hooks.on_request, self._request)
+            async for delta in self._llm.backend.astream(self._request):
+                text = self._take(delta)
+                if text:
+                    yield text
+            self._done()
+        except BaseException as exc:
+            if self.completion is not None and not isinstance(exc, GeneratorExit):
+                obs.succeeded(self.completion)
+            else:
+                obs.failed(exc)
+            if hooks.on_error is not None and isinstance(exc, Exception):
+                await arun_hook(hooks.on_error, self._request, exc)
+            raise
+        assert self.completion is not None
+        obs.succeeded(self.completion)
+        if hooks.on_response is not None:
+            await arun_hook(hooks.on_response, self._request, self.completion)
 
     @property
     def text(self) -> str:
