@@ -425,9 +425,7 @@ class CallObservation:
                 if usage.prompt_tokens is not None:
                     tokens.record(usage.prompt_tokens, {**base, "gen_ai.token.type": "input"})
                 if usage.completion_tokens is not None:
-                    tokens.record(
-                        usage.completion_tokens, {**base, "gen_ai.token.type": "output"}
-                    )
+                    tokens.record(usage.completion_tokens, {**base, "gen_ai.token.type": "output"})
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "promptkit %s %s: %s in / %s out tokens, cost %s, %.3f s%s",
@@ -481,9 +479,9 @@ class CallObservation:
         return attrs
 
 
-def observe(llm: LLM, request: Request | None, operation: str, *, attach: bool = True) -> (
-    CallObservation | None
-):
+def observe(
+    llm: LLM, request: Request | None, operation: str, *, attach: bool = True
+) -> CallObservation | None:
     """Start observing one request, or ``None`` when nothing observes it (no SDK, no hook,
     no DEBUG logging): the caller then takes its plain path."""
     tr = tracer()
