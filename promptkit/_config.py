@@ -884,5 +884,6 @@ def connect(
         llm.cache = cache
     obs = llm.observers
     obs.on_request, obs.on_response, obs.on_error = on_request, on_response, on_error
-    obs.capture_content = capture_content
+    if capture_content is not None:
+        obs.capture_content = capture_content
     return llm

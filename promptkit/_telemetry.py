@@ -119,12 +119,40 @@ def _version() -> str:
         return "0"
 
 
+_UNSET: Any = object()
+#: Whether a provider is named by OTEL_PYTHON_{TRACER,METER}_PROVIDER (read once: reading
+#: os.environ costs microseconds, too much for every call).
+_env_providers: dict[str, bool] = {}
+
+
+def _env_provider(name: str) -> bool:
+    known = _env_providers.get(name)
+    if known is None:
+        known = _env_providers[name] = name in os.environ
+    return known
+
+
+def _global_provider(mod: Any, attr: str, env: str, getter: str) -> Any:
+    """The global provider the API holds, without the API getter's per-call environment
+    lookup: ``None`` while none is set (and no environment variable names one)."""
+    provider = getattr(mod, attr, _UNSET)
+    if provider is None and not _env_provider(env):
+        return None
+    if provider is None or provider is _UNSET:
+        provider = getattr(mod, getter)()
+    return provider
+
+
 def tracer() -> Any:
     """The promptkit tracer, or ``None`` when no OpenTelemetry SDK is configured."""
     mod = sys.modules.get("opentelemetry.trace")
     if mod is None:
         return None
-    provider = mod.get_tracer_provider()
+    provider = _global_provider(
+        mod, "_TRACER_PROVIDER", "OTEL_PYTHON_TRACER_PROVIDER", "get_tracer_provider"
+    )
+    if provider is None:
+        return None
     r = _resolved
     if provider is not r.tracer_provider:
         if isinstance(provider, (mod.ProxyTracerProvider, mod.NoOpTracerProvider)):
@@ -138,9 +166,14 @@ def tracer() -> Any:
 def instruments() -> tuple[Any, Any] | None:
     """The (token usage, duration) histograms, or ``None`` without a metrics SDK."""
     mod = sys.modules.get("opentelemetry.metrics")
-    if mod is None:
+    internal = sys.modules.get("opentelemetry.metrics._internal")
+    if mod is None or internal is None:
         return None
-    provider = mod.get_meter_provider()
+    provider = _global_provider(
+        internal, "_METER_PROVIDER", "OTEL_PYTHON_METER_PROVIDER", "get_meter_provider"
+    )
+    if provider is None:
+        return None
     r = _resolved
     if provider is not r.meter_provider:
         r.tokens = r.duration = None
@@ -230,6 +263,10 @@ class Observers:
     on_error: Hook | None = None
     capture_content: bool | None = None
     prices: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.capture_content is None:  # the environment, read once per LLM
+            self.capture_content = capture_content_default()
 
     @property
     def hooked(self) -> bool:
@@ -370,8 +407,7 @@ class CallObservation:
             self.token = context.attach(trace.set_span_in_context(self.span))
 
     def _capture(self) -> bool:
-        own = self.llm.observers.capture_content
-        return capture_content_default() if own is None else own
+        return bool(self.llm.observers.capture_content)
 
     def _close(self) -> None:
         if self.token is not None:
@@ -410,8 +446,8 @@ class CallObservation:
                 attrs["gen_ai.usage.output_tokens"] = usage.completion_tokens
             if usage.cached_tokens is not None:
                 attrs["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
-            if self.request is not None:
-                attrs["promptkit.cache_hit"] = completion.cached
+            if completion.cached:
+                attrs["promptkit.cache_hit"] = True
             if cost is not None:
                 attrs["promptkit.cost_usd"] = cost
             if content and self._capture():

@@ -151,7 +151,7 @@ def test_chat_span_follows_the_genai_conventions(otel: Otel) -> None:
     assert a["gen_ai.usage.cache_read.input_tokens"] == 600
     assert a["server.address"] == "llm.test"
     assert a["server.port"] == 8123
-    assert a["promptkit.cache_hit"] is False
+    assert "promptkit.cache_hit" not in a  # only hits are marked
     assert "error.type" not in a
     assert "gen_ai.input.messages" not in a and "gen_ai.output.messages" not in a
     assert KEY not in otel.exported_text()
@@ -205,8 +205,8 @@ def test_content_capture_off_by_default_on_when_asked(
 ) -> None:
     llm = pk.LLM(FakeBackend(lambda r: "Paris"))
     llm.complete("Capital of France?")
-    monkeypatch.setenv(CAPTURE_ENV, "true")
-    llm.complete("Capital of France?")
+    monkeypatch.setenv(CAPTURE_ENV, "true")  # read when an LLM is made
+    pk.connect("fake", replies=lambda r: "Paris").complete("Capital of France?")
     pk.LLM(FakeBackend(["Paris"]), capture_content=False).complete("Capital of France?")
     monkeypatch.delenv(CAPTURE_ENV)
     pk.LLM(FakeBackend(["Paris"]), capture_content=True).complete("Capital of France?")
@@ -235,7 +235,7 @@ def test_cache_hits_are_marked(otel: Otel, tmp_path: Any) -> None:
     again = llm.complete("q", temperature=0)
     assert again.cached and again.cost == 0.0
     first, second = otel.finished()
-    assert first.attributes["promptkit.cache_hit"] is False  # type: ignore[index]
+    assert "promptkit.cache_hit" not in (first.attributes or {})
     assert second.attributes["promptkit.cache_hit"] is True  # type: ignore[index]
 
 

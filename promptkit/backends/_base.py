@@ -278,7 +278,7 @@ class LLM:
     ``on_request(request)``, ``on_response(request, completion)`` and
     ``on_error(request, error)`` (plain or ``async`` functions) see every request sent;
     ``capture_content`` records messages on OpenTelemetry spans (default: the
-    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` variable). See
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` variable when the LLM is made). See
     :mod:`promptkit._telemetry` for the spans and metrics.
 
     ``n`` choices on a backend that returns one per request (llama.cpp servers, the
