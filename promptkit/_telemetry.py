@@ -429,6 +429,8 @@ class CallObservation:
         elapsed = time.perf_counter() - self.started
         usage = completion.usage
         cost = call_cost(self.llm, completion)
+        if completion.cost is None and content:  # what on_response sees: this request's cost
+            completion.cost = cost
         span = self.span
         if span is not None:
             attrs: dict[str, Any] = {}
