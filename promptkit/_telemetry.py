@@ -39,6 +39,7 @@ tokens, cost, latency, cache hit; never content or keys).
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import json
 import logging
@@ -141,6 +142,11 @@ def _global_provider(mod: Any, attr: str, env: str, getter: str) -> Any:
     if provider is None or provider is _UNSET:
         provider = getattr(mod, getter)()
     return provider
+
+
+def _otel() -> tuple[Any, Any]:
+    """The ``opentelemetry.context`` and ``opentelemetry.trace`` modules (once tracing)."""
+    return sys.modules["opentelemetry.context"], sys.modules["opentelemetry.trace"]
 
 
 def tracer() -> Any:
@@ -263,6 +269,8 @@ class Observers:
     on_error: Hook | None = None
     capture_content: bool | None = None
     prices: dict[str, Any] = field(default_factory=dict)
+    #: Request-independent span/metric attributes, per (operation, backend, model, URL).
+    attrs_cache: dict[Any, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.capture_content is None:  # the environment, read once per LLM
@@ -286,6 +294,11 @@ def _server(backend: Any) -> tuple[str | None, int | None]:
     url = getattr(backend, "base_url", None)
     if not isinstance(url, str):
         return None, None
+    return _parse_server(url)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_server(url: str) -> tuple[str | None, int | None]:
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
@@ -327,8 +340,14 @@ def output_messages(completion: Completion) -> str:
     return json.dumps(out, ensure_ascii=False)
 
 
-def _request_attributes(llm: LLM, request: Request | None, operation: str) -> dict[str, Any]:
+def _call_attributes(llm: LLM, operation: str) -> dict[str, Any]:
+    """The attributes that do not depend on the request (the metrics' dimensions)."""
     backend = llm.backend
+    key = (operation, backend.name, backend.model, getattr(backend, "base_url", None))
+    cache = llm.observers.attrs_cache
+    found = cache.get(key)
+    if found is not None:
+        return found
     attrs: dict[str, Any] = {
         "gen_ai.operation.name": operation,
         "gen_ai.provider.name": _PROVIDERS.get(backend.name, backend.name),
@@ -340,6 +359,14 @@ def _request_attributes(llm: LLM, request: Request | None, operation: str) -> di
         attrs["server.address"] = host
         if port is not None:
             attrs["server.port"] = port
+    if len(cache) > 64:
+        cache.clear()
+    cache[key] = attrs
+    return attrs
+
+
+def _request_attributes(llm: LLM, request: Request | None, operation: str) -> dict[str, Any]:
+    attrs = dict(_call_attributes(llm, operation))
     if request is None:
         return attrs
     params = request.params
@@ -371,7 +398,7 @@ def parts_cost(llm: LLM, parts: list[Completion]) -> float | None:
     """The summed cost of the requests of one call (None when any is unpriced)."""
     total = 0.0
     for part in parts:
-        cost = call_cost(llm, part)
+        cost = part.cost if part.cost is not None else call_cost(llm, part)
         if cost is None:
             return None
         total += cost
@@ -396,7 +423,7 @@ class CallObservation:
     # ---- span
 
     def open(self, tracer: Any, attach: bool, attrs: dict[str, Any]) -> None:
-        from opentelemetry import context, trace
+        context, trace = _otel()
 
         model = attrs.get("gen_ai.request.model")
         name = f"{self.operation} {model}" if model else self.operation
@@ -411,9 +438,7 @@ class CallObservation:
 
     def _close(self) -> None:
         if self.token is not None:
-            from opentelemetry import context
-
-            context.detach(self.token)
+            _otel()[0].detach(self.token)
             self.token = None
         if self.span is not None:
             self.span.end()
@@ -481,7 +506,7 @@ class CallObservation:
         elapsed = time.perf_counter() - self.started
         kind = type(exc).__name__
         if self.span is not None:
-            from opentelemetry.trace import Status, StatusCode
+            from opentelemetry.trace import Status, StatusCode  # failures only
 
             self.span.set_attribute("error.type", kind)
             self.span.set_status(Status(StatusCode.ERROR, kind))
@@ -500,18 +525,7 @@ class CallObservation:
         self._close()
 
     def _metric_attrs(self, response_model: str | None) -> dict[str, Any]:
-        base = self._base_attrs()
-        attrs: dict[str, Any] = {
-            k: base[k]
-            for k in (
-                "gen_ai.operation.name",
-                "gen_ai.provider.name",
-                "gen_ai.request.model",
-                "server.address",
-                "server.port",
-            )
-            if k in base
-        }
+        attrs = dict(_call_attributes(self.llm, self.operation))
         if response_model:
             attrs["gen_ai.response.model"] = response_model
         return attrs
@@ -572,9 +586,7 @@ def retried(attempt: int, waited_s: float) -> None:
     after ``waited_s`` seconds of waiting in all. Called by the HTTP backends."""
     if tracer() is None:
         return
-    from opentelemetry import trace
-
-    span = trace.get_current_span()
+    span = _otel()[1].get_current_span()
     if span.is_recording():
         span.add_event("retry", {"promptkit.attempt": attempt, "promptkit.waited_s": waited_s})
         span.set_attribute("promptkit.attempts", attempt)
@@ -597,8 +609,7 @@ class _Span:
     def __enter__(self) -> _Span:
         tr = tracer()
         if tr is not None:
-            from opentelemetry import context, trace
-
+            context, trace = _otel()
             self.span = tr.start_span(self.name, attributes=dict(self.attrs or {}))
             self.token = context.attach(trace.set_span_in_context(self.span))
         return self
@@ -611,8 +622,7 @@ class _Span:
     def __exit__(self, kind: Any, exc: BaseException | None, tb: Any) -> None:
         if self.span is None:
             return
-        from opentelemetry import context
-
+        context = _otel()[0]
         if exc is not None:
             from opentelemetry.trace import Status, StatusCode
 
