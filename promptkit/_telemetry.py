@@ -28,9 +28,11 @@ check is one dictionary lookup and an identity comparison per call.
 **Hooks**, for custom logging without OpenTelemetry: ``on_request(request)``,
 ``on_response(request, completion)`` and ``on_error(request, error)`` on
 :class:`~promptkit.LLM` / :func:`~promptkit.connect`, plain functions or ``async`` ones,
-called for every request sent to the backend (each sample of an emulated ``n``, each
-cache lookup) with the exact :class:`~promptkit.Request` and its
-:class:`~promptkit.Completion`.
+called for every chat or text completion request sent to the backend (each sample of an
+emulated ``n``, each stream; a response-cache hit too, marked ``Completion.cached``) with
+the exact :class:`~promptkit.Request` and its :class:`~promptkit.Completion` (whose
+``cost`` is that request's). Embedding batches get spans, metrics and log records, not
+hooks.
 
 **Logging**: one ``DEBUG`` record per request on the ``promptkit`` logger (operation, model,
 tokens, cost, latency, cache hit; never content or keys).

@@ -55,6 +55,17 @@ def reply(*texts: str, cached: int | None = None, **extra: Any) -> dict[str, Any
 # --------------------------------------------------------------------------- SDK fixture
 
 
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """connect() reads PROMPTKIT_* and promptkit.toml: keep both out of these tests."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("PROMPTKIT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
 def _reset_globals() -> None:
     # what opentelemetry's own test utilities do: allow setting the providers again
     from opentelemetry.metrics import _internal as metrics_internal

@@ -162,6 +162,8 @@ class _Spans:
         if isinstance(step, Enter):
             self.open.append(start_span(step.name, step.attrs))
             return len(self.open) - 1
+        if step.depth >= len(self.open):  # already closed (an inner failure closed it)
+            return None
         for key, value in (step.attrs or {}).items():
             if self.open[step.depth] is not None:
                 self.open[step.depth].set(key, value)
