@@ -211,6 +211,26 @@ def test_errors_retries_and_metrics(otel: Otel) -> None:
     assert KEY not in otel.exported_text()
 
 
+@respx.mock
+def test_async_retry_is_an_event_on_the_current_client_span(otel: Otel) -> None:
+    respx.post(f"{BASE}/chat/completions").side_effect = [
+        httpx.Response(429, json={"error": {"message": "slow down"}}, headers={"Retry-After": "2"}),
+        httpx.Response(200, json=reply("ok")),
+    ]
+    llm = openai_llm()
+    waits: list[float] = []
+
+    async def asleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    llm.backend.retry.asleep = asleep  # type: ignore[attr-defined]
+    assert asyncio.run(llm.acomplete("Hi")).text == "ok"
+    (span,) = otel.finished()
+    assert span.attributes["promptkit.attempts"] == 2  # type: ignore[index]
+    (event,) = span.events
+    assert event.attributes["promptkit.waited_s"] == waits[0] == 2.0  # type: ignore[index]
+
+
 def test_content_capture_off_by_default_on_when_asked(
     otel: Otel, monkeypatch: pytest.MonkeyPatch
 ) -> None:
