@@ -40,7 +40,6 @@ tokens, cost, latency, cache hit; never content or keys).
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
 import json
@@ -236,6 +235,8 @@ async def arun_hook(hook: Hook, *args: Any) -> None:
 
 
 def _run_coroutine(awaitable: Awaitable[Any]) -> None:
+    import asyncio
+
     async def wrap() -> None:
         await awaitable
 
