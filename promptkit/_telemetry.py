@@ -568,6 +568,48 @@ def observed(llm: LLM) -> bool:
     )
 
 
+def observed_call(llm: LLM, request: Request) -> Completion:
+    """``llm._call(request)`` (cache, then backend) inside its span, with the hooks."""
+    obs = observe_request(llm, request)
+    if obs is None:
+        return llm._call(request)
+    hooks = llm.observers
+    try:
+        if hooks.on_request is not None:
+            run_hook(hooks.on_request, request)
+        part = llm._call(request)
+    except BaseException as exc:
+        obs.failed(exc)
+        if hooks.on_error is not None and isinstance(exc, Exception):
+            run_hook(hooks.on_error, request, exc)
+        raise
+    obs.succeeded(part)
+    if hooks.on_response is not None:
+        run_hook(hooks.on_response, request, part)
+    return part
+
+
+async def observed_acall(llm: LLM, request: Request) -> Completion:
+    """Async twin of :func:`observed_call`."""
+    obs = observe_request(llm, request)
+    if obs is None:
+        return await llm._acall(request)
+    hooks = llm.observers
+    try:
+        if hooks.on_request is not None:
+            await arun_hook(hooks.on_request, request)
+        part = await llm._acall(request)
+    except BaseException as exc:
+        obs.failed(exc)
+        if hooks.on_error is not None and isinstance(exc, Exception):
+            await arun_hook(hooks.on_error, request, exc)
+        raise
+    obs.succeeded(part)
+    if hooks.on_response is not None:
+        await arun_hook(hooks.on_response, request, part)
+    return part
+
+
 def embedded(obs: CallObservation, texts: int, embeddings: Embeddings) -> None:
     """Close an embeddings observation: one batch of ``texts`` embedded."""
     from ._completion import Completion

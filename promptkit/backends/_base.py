@@ -18,6 +18,7 @@ Embeddings go through the same backends: a backend that has them sets
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 import warnings
@@ -47,6 +48,8 @@ from .._telemetry import (
     observe,
     observe_request,
     observed,
+    observed_acall,
+    observed_call,
     parts_cost,
     run_hook,
 )
@@ -522,44 +525,6 @@ class LLM:
         return self._run(request, n, dropped)
 
     def _call(self, req: Request) -> Completion:
-        obs = observe_request(self, req)
-        if obs is None:
-            return self._call_backend(req)
-        hooks = self.observers
-        try:
-            if hooks.on_request is not None:
-                run_hook(hooks.on_request, req)
-            part = self._call_backend(req)
-        except BaseException as exc:
-            obs.failed(exc)
-            if hooks.on_error is not None and isinstance(exc, Exception):
-                run_hook(hooks.on_error, req, exc)
-            raise
-        obs.succeeded(part)
-        if hooks.on_response is not None:
-            run_hook(hooks.on_response, req, part)
-        return part
-
-    async def _acall(self, req: Request) -> Completion:
-        obs = observe_request(self, req)
-        if obs is None:
-            return await self._acall_backend(req)
-        hooks = self.observers
-        try:
-            if hooks.on_request is not None:
-                await arun_hook(hooks.on_request, req)
-            part = await self._acall_backend(req)
-        except BaseException as exc:
-            obs.failed(exc)
-            if hooks.on_error is not None and isinstance(exc, Exception):
-                await arun_hook(hooks.on_error, req, exc)
-            raise
-        obs.succeeded(part)
-        if hooks.on_response is not None:
-            await arun_hook(hooks.on_response, req, part)
-        return part
-
-    def _call_backend(self, req: Request) -> Completion:
         if self.cache is not None:
             hit = self.cache.get(self.backend, req)
             if hit is not None:
@@ -569,7 +534,7 @@ class LLM:
             self.cache.put(self.backend, req, part)
         return part
 
-    async def _acall_backend(self, req: Request) -> Completion:
+    async def _acall(self, req: Request) -> Completion:
         if self.cache is not None:
             hit = self.cache.get(self.backend, req)
             if hit is not None:
@@ -594,24 +559,24 @@ class LLM:
     def _call_all(self, pending: list[Request]) -> list[Completion]:
         """Send a round of requests, concurrently (threads) when there are several."""
         if len(pending) == 1:
-            return [self._call(pending[0])]
+            return [observed_call(self, pending[0])]  # _call, traced and hooked
         from concurrent.futures import ThreadPoolExecutor
 
         workers = min(len(pending), self.max_concurrency)
         with ThreadPoolExecutor(workers, thread_name_prefix="promptkit-n") as pool:
-            return list(pool.map(carry(self._call), pending))
+            return list(pool.map(carry(functools.partial(observed_call, self)), pending))
 
     async def _acall_all(self, pending: list[Request]) -> list[Completion]:
         """Async twin of :meth:`_call_all`; one request costs no extra task or semaphore."""
         if len(pending) == 1:
-            return [await self._acall(pending[0])]
+            return [await observed_acall(self, pending[0])]  # _acall, traced and hooked
         import asyncio
 
         sem = asyncio.Semaphore(self.max_concurrency)
 
         async def one(req: Request) -> Completion:
             async with sem:
-                return await self._acall(req)
+                return await observed_acall(self, req)
 
         return list(await asyncio.gather(*(one(r) for r in pending)))
 
