@@ -24,7 +24,17 @@ two alternate round by round and the figure is the median over the rounds.
 
 Figures are medians of samples taken round-robin; ratios are against raw httpx.
 
-Goals: promptkit <= 1.2x raw httpx per call; async throughput >= 0.9x raw httpx.
+Last, the cost of observability (when opentelemetry is installed), against promptkit's
+call path with no observation at all (an LLM whose every request skips the observation
+check: what a call cost before tracing existed), in two phases of the same run:
+
+- tracing disabled: the OpenTelemetry API imported but no SDK configured (the check
+  promptkit makes on every call; without opentelemetry imported it is cheaper still);
+- the OpenTelemetry SDK configured with an in-memory span exporter (SimpleSpanProcessor)
+  and an in-memory metric reader: one client span, two histogram records per call.
+
+Goals: promptkit <= 1.2x raw httpx per call; async throughput >= 0.9x raw httpx; tracing
+disabled <= 1.02x and with the SDK <= 1.15x of the unobserved path.
 
 Run: ``python benchmarks/client.py`` (``--quick`` for a smoke run of a few seconds).
 Only 127.0.0.1 is contacted.
@@ -349,6 +359,78 @@ async def async_throughput(
     return results
 
 
+class _Unobserved(pk.LLM):
+    """The reference row: requests go straight to ``_call`` (cache, then backend), with no
+    observation check, as every call did before tracing existed."""
+
+    def _call_all(self, pending: list[pk.Request]) -> list[pk.Completion]:
+        return [self._call(request) for request in pending]
+
+
+def tracing_overhead(
+    server: LoopbackServer, messages: list[pk.Message], *, quick: bool
+) -> dict[str, dict[str, Any]] | None:
+    """Per-call stats of the unobserved path against tracing disabled, then (the SDK now
+    configured) against tracing with an in-memory exporter; None without opentelemetry."""
+    if importlib.util.find_spec("opentelemetry") is None:
+        return None
+    import opentelemetry.metrics
+    import opentelemetry.trace
+
+    llm = pk.connect("openai", base_url=server.base_url, api_key="x", model=MODEL)
+    plain = pk.connect("openai", base_url=server.base_url, api_key="x", model=MODEL)
+    plain.__class__ = _Unobserved  # no observation at all
+    samples, target = (5, 40.0) if quick else (15, 100.0)
+    warmup = 5 if quick else 30
+    phases: dict[str, dict[str, Any]] = {}
+    try:
+        phases["disabled"] = bench(
+            {
+                "unobserved path": lambda: plain.complete(messages).text,
+                "tracing disabled (API, no SDK)": lambda: llm.complete(messages).text,
+            },
+            samples=samples,
+            target_ms=target,
+            warmup=warmup,
+        )
+        if importlib.util.find_spec("opentelemetry.sdk") is None:
+            return phases
+        from opentelemetry.sdk.metrics import MeterProvider
+        from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        opentelemetry.trace.set_tracer_provider(provider)
+        opentelemetry.metrics.set_meter_provider(
+            MeterProvider(metric_readers=[InMemoryMetricReader()])
+        )
+
+        def traced() -> str:
+            text = llm.complete(messages).text
+            if len(exporter._finished_spans) > 10_000:  # keep memory flat over the run
+                exporter.clear()
+            return text
+
+        phases["sdk"] = bench(
+            {"unobserved path": lambda: plain.complete(messages).text, "SDK, in-memory": traced},
+            samples=samples,
+            target_ms=target,
+            warmup=warmup,
+        )
+        if not exporter.get_finished_spans():
+            raise RuntimeError("the SDK phase exported no span")
+    finally:
+        llm.close()
+        plain.close()
+    return phases
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -470,6 +552,38 @@ def main(argv: list[str] | None = None) -> int:
         f"promptkit async throughput vs raw httpx: {pk_t / t_base:.2f}x "
         f"(CPU per call {pk_c / c_base:.2f}x) (goal >= 0.9x)"
     )
+    print()
+
+    with LoopbackServer() as server:
+        phases = tracing_overhead(server, messages, quick=quick)
+    if phases is None:
+        print("skipped: tracing overhead (pip install 'promptkit[otel]' opentelemetry-sdk)")
+        return 0
+    print("observability: LLM.complete against the unobserved path, per phase")
+    rows = []
+    for phase, st in phases.items():
+        ref = st["unobserved path"]
+        for name, s in st.items():
+            rows.append(
+                [
+                    f"{phase}: {name}",
+                    fmt_ns(s.median),
+                    fmt_ratio(s.median, ref.median),
+                    f"{s.spread:.0%}",
+                    fmt_ns(s.cpu or 0.0),
+                    fmt_ratio(s.cpu or 0.0, ref.cpu or 0.0),
+                ]
+            )
+    print_table(["case", "per call", "vs unobserved", "IQR", "CPU/call", "CPU vs unobs."], rows)
+    goals = {"disabled": ("tracing disabled (API, no SDK)", 1.02), "sdk": ("SDK, in-memory", 1.15)}
+    for phase, (name, goal) in goals.items():
+        if phase in phases:
+            st = phases[phase]
+            ref = st["unobserved path"]
+            print(
+                f"tracing {phase} vs unobserved: {st[name].median / ref.median:.3f}x wall, "
+                f"{(st[name].cpu or 0.0) / (ref.cpu or 1.0):.3f}x CPU (goal <= {goal}x)"
+            )
     return 0
 
 

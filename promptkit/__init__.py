@@ -190,7 +190,7 @@ _LAZY: dict[str, str] = {
     "EvalReport": ".evaluation",
     "VariantResult": ".evaluation",
     "ItemResult": ".evaluation",
-    "Price": ".evaluation",
+    "Price": "._pricing",
     "RayPrompt": ".integrations.ray",
     "Metric": ".evaluation",
     "metrics": ".evaluation",

@@ -14,11 +14,25 @@ class Usage:
 
     >>> Usage(3, 4, 7) + Usage(1, 1, 2)
     Usage(prompt_tokens=4, completion_tokens=5, total_tokens=9)
+
+    ``cached_tokens``: how many of the prompt tokens the server read from its prompt cache
+    (OpenAI and vLLM ``prompt_tokens_details.cached_tokens``, llama.cpp ``tokens_cached`` /
+    ``timings.cache_n``); ``None`` when the server does not say.
     """
 
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     total_tokens: int | None = None
+    cached_tokens: int | None = None
+
+    def __repr__(self) -> str:
+        out = (
+            f"Usage(prompt_tokens={self.prompt_tokens!r}, "
+            f"completion_tokens={self.completion_tokens!r}, total_tokens={self.total_tokens!r}"
+        )
+        if self.cached_tokens is not None:
+            out += f", cached_tokens={self.cached_tokens!r}"
+        return out + ")"
 
     def __add__(self, other: Usage) -> Usage:
         def add(a: int | None, b: int | None) -> int | None:
@@ -30,6 +44,7 @@ class Usage:
             add(self.prompt_tokens, other.prompt_tokens),
             add(self.completion_tokens, other.completion_tokens),
             add(self.total_tokens, other.total_tokens),
+            add(self.cached_tokens, other.cached_tokens),
         )
 
 
@@ -65,6 +80,8 @@ class Completion:
     - ``renamed``: promptkit name -> wire name, for parameters the backend calls otherwise.
     - ``requests``: how many HTTP requests / local calls produced the choices.
     - ``raw``: the last raw response body (parsed JSON, or a list of stream events).
+    - ``cost``: US dollars, from the LLM's price table (see :class:`~promptkit.Price`); 0 on
+      local backends, ``None`` when the model has no price or no tokens were reported.
     """
 
     choices: list[Choice]
@@ -78,6 +95,7 @@ class Completion:
     requests: int = 1
     cached: bool = False
     raw: Any = field(default=None, repr=False)
+    cost: float | None = None
 
     @property
     def text(self) -> str:

@@ -37,6 +37,9 @@ upwards::
     model = "gpt-4o-mini"
     api_key_env = "OPENAI_PROD_KEY"   # the *name* of the variable; keys never go in files
 
+    [prices]                    # dollars per 1M tokens: Completion.cost (promptkit.Price)
+    "gpt-4o-mini" = { input = 0.15, output = 0.60, cached_input = 0.075 }
+
 Settings that belong to a backend (model, base_url, API key, options) are taken from a
 source only when that source names no backend or names the backend finally chosen: with
 ``backend = "ollama"`` and ``model = "llama3.2"`` in the file, ``connect("openai")`` does
@@ -61,8 +64,10 @@ from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError, ParameterError
 from ._params import PRESETS, SamplingParams, UnsupportedPolicy
+from ._pricing import Price, PriceLike, price_table
 
 if TYPE_CHECKING:
+    from ._telemetry import Hook
     from .backends._base import LLM, ResponseCache
 
 __all__ = [
@@ -99,6 +104,7 @@ _COMMON_KEYS = frozenset(
         "on_unsupported",
         "on_truncation",
         "options",
+        "prices",
     }
 )
 _TOP_ONLY_KEYS = frozenset({"profiles", "default_profile"})
@@ -209,6 +215,7 @@ class ResolvedConfig:
     config_file: Path | None = None
     sources: dict[str, str] = field(default_factory=dict)
     api_key: Secret | None = field(default=None, repr=False, compare=False)
+    prices: dict[str, Price] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         fields = {
@@ -224,6 +231,8 @@ class ResolvedConfig:
             "config_file": self.config_file,
             "sources": self.sources,
         }
+        if self.prices:
+            fields["prices"] = self.prices
         return f"ResolvedConfig({', '.join(f'{k}={v!r}' for k, v in fields.items())})"
 
     def describe(self) -> str:
@@ -291,6 +300,7 @@ class ResolvedConfig:
             params=self.params,
             on_unsupported=self.on_unsupported,
             on_truncation=self.on_truncation,
+            prices=self.prices,
         )
 
 
@@ -318,6 +328,7 @@ class _Layer:
     unknown: list[str] = field(default_factory=list)
     model_where: str | None = None
     directory: Path | None = None  # of the file this layer comes from
+    prices: dict[str, Price] = field(default_factory=dict)
 
     def applies_to(self, backend: str) -> bool:
         return self.backend is None or self.backend == backend
@@ -466,6 +477,11 @@ def _file_layer(table: Mapping[str, Any], where: str, *, top: bool) -> _Layer:
             if not isinstance(value, dict):
                 raise ConfigurationError(f"{where}: 'options' must be a table of backend options.")
             layer.options.update(value)
+        elif key == "prices":
+            try:
+                layer.prices = price_table(value)
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"{where}: {exc}") from None
         else:
             param_data[key] = value
     if short_model is not None:
@@ -554,6 +570,7 @@ def resolve_config(
     config_file: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    prices: Mapping[str, PriceLike] | None = None,
     **options: Any,
 ) -> ResolvedConfig:
     """Work out what :func:`connect` would build, without building it.
@@ -622,7 +639,9 @@ def resolve_config(
         env_layer.api_key = Secret(env[_ENV_API_KEY])
     layers.append(env_layer)
 
-    arg_layer = _Layer(where="argument", options=dict(options), params=params)
+    arg_layer = _Layer(
+        where="argument", options=dict(options), params=params, prices=price_table(prices)
+    )
     arg_layer.on_unsupported, arg_layer.on_truncation = on_unsupported, on_truncation
     if backend is not None:
         arg_layer.backend, short_model = _split_short_form(backend, "connect()")
@@ -795,6 +814,9 @@ def resolve_config(
             sources[name] = layer.where
     if profile_name is not None and profile_src is not None:
         sources["profile"] = profile_src
+    merged_prices: dict[str, Price] = {}
+    for layer in layers:  # a price is per model: every layer's table merges, low -> high
+        merged_prices.update(layer.prices)
 
     return ResolvedConfig(
         backend=chosen_backend,
@@ -809,6 +831,7 @@ def resolve_config(
         config_file=file_path,
         sources=sources,
         api_key=key,
+        prices=merged_prices,
     )
 
 
@@ -876,6 +899,11 @@ def connect(
     on_truncation: TruncationPolicy | None = None,
     config_file: str | os.PathLike[str] | None = None,
     cache: ResponseCache | str | os.PathLike[str] | None = None,
+    prices: Mapping[str, PriceLike] | None = None,
+    on_request: Hook | None = None,
+    on_response: Hook | None = None,
+    on_error: Hook | None = None,
+    capture_content: bool | None = None,
     **options: Any,
 ) -> LLM:
     """Connect to a model: the one entry point from configuration to an :class:`LLM`.
@@ -890,7 +918,8 @@ def connect(
     ``PROMPTKIT_*`` environment variables, the selected profile of ``promptkit.toml`` (or
     ``[tool.promptkit]`` in ``pyproject.toml``), that file's top level, and finally the
     built-in default: the embedded llama.cpp backend with SmolLM2-135M-Instruct, which needs
-    ``pip install "promptkit[local]"``. ``on_unsupported`` defaults to ``"warn"`` and
+    ``CMAKE_ARGS="-DGGML_NATIVE=OFF" pip install --no-cache-dir "promptkit[local]"``.
+    ``on_unsupported`` defaults to ``"warn"`` and
     ``on_truncation`` to ``"ignore"``. Other keyword arguments are passed to the backend's
     constructor (``timeout=30``, ``n_ctx=4096``, ...). See :func:`resolve_config` to
     inspect the result without connecting.
@@ -901,6 +930,11 @@ def connect(
     ``client=`` (and ``async_client=``) wrap an ``openai`` SDK client you already have:
     ``connect(client=openai.OpenAI(), model="gpt-4o-mini")`` (see
     :class:`~promptkit.OpenAISDKBackend`).
+
+    ``prices`` (``{model: (input, output[, cached_input])}`` in dollars per million tokens,
+    over the file's ``[prices]`` table) sets ``Completion.cost``. ``on_request``,
+    ``on_response``, ``on_error`` and ``capture_content`` are as for :class:`LLM`
+    (hooks, and message content on OpenTelemetry spans).
     """
     cfg = resolve_config(
         backend,
@@ -912,6 +946,7 @@ def connect(
         on_unsupported=on_unsupported,
         on_truncation=on_truncation,
         config_file=config_file,
+        prices=prices,
         **options,
     )
     del api_key
@@ -923,4 +958,8 @@ def connect(
 
             cache = Cache(cache)
         llm.cache = cache
+    obs = llm.observers
+    obs.on_request, obs.on_response, obs.on_error = on_request, on_response, on_error
+    if capture_content is not None:
+        obs.capture_content = capture_content
     return llm

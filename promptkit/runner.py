@@ -108,6 +108,7 @@ from ._errors import (
 )
 from ._params import SamplingParams, merge_params
 from ._progress import Progress
+from ._telemetry import span
 
 if TYPE_CHECKING:
     from ._messages import Message
@@ -168,8 +169,9 @@ class BatchSummary:
     ``cache_hits``/``cache_misses`` count this run's completions served by / not found in
     the LLM's response cache (both 0 without a cache); ``resumed`` counts results read
     from the ``out`` file; ``usage`` sums the token usage of every completion (resumed ones
-    included); ``rate_limited`` counts 429s absorbed by re-queueing; ``errors`` counts
-    failures by error type.
+    included); ``cost`` sums their ``Completion.cost`` in dollars (``None`` when any has no
+    price: see :class:`~promptkit.Price`); ``rate_limited`` counts 429s absorbed by
+    re-queueing; ``errors`` counts failures by error type.
     """
 
     total: int
@@ -182,6 +184,7 @@ class BatchSummary:
     usage: Usage = field(default_factory=Usage)
     wall_s: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)
+    cost: float | None = 0.0
 
     def __str__(self) -> str:
         out = f"{self.total} inputs: {self.ok} ok, {self.failed} failed"
@@ -195,6 +198,8 @@ class BatchSummary:
             out += f"; {self.rate_limited} rate-limited retries"
         if self.usage.total_tokens is not None:
             out += f"; {self.usage.total_tokens:,} tokens"
+        if self.cost is not None and self.ok:
+            out += f"; ${self.cost:.6g}"
         return out + f"; {self.wall_s:.2f} s"
 
 
@@ -280,6 +285,7 @@ class _Tally:
         self.total = self.ok = self.failed = self.hits = self.misses = self.resumed = 0
         self.usage = Usage()
         self.errors: dict[str, int] = {}
+        self.cost: float | None = 0.0
 
     def add(self, item: BatchItem) -> None:
         self.total += 1
@@ -288,6 +294,8 @@ class _Tally:
         if item.completion is not None:
             self.ok += 1
             self.usage = self.usage + item.completion.usage
+            cost = item.completion.cost
+            self.cost = None if cost is None or self.cost is None else self.cost + cost
             if not item.resumed and self.cache:
                 if item.completion.cached:
                     self.hits += 1
@@ -310,6 +318,7 @@ class _Tally:
             usage=self.usage,
             wall_s=wall_s,
             errors=dict(sorted(self.errors.items())),
+            cost=None if self.cost is None else round(self.cost, 12),
         )
 
 
@@ -388,10 +397,12 @@ def _record_ok(index: int, completion: Completion, input_sha: str, run_sha: str)
             "prompt_tokens": u.prompt_tokens,
             "completion_tokens": u.completion_tokens,
             "total_tokens": u.total_tokens,
+            **({"cached_tokens": u.cached_tokens} if u.cached_tokens is not None else {}),
         },
         "model": completion.model,
         "backend": completion.backend,
         "cached": completion.cached,
+        "cost": completion.cost,
         "input_sha": input_sha,
         "run_sha": run_sha,
         "v": _FORMAT_VERSION,
@@ -433,9 +444,11 @@ def _item_from_record(rec: Mapping[str, Any], value: Mapping[str, Any] | None) -
                 usage.get("prompt_tokens"),
                 usage.get("completion_tokens"),
                 usage.get("total_tokens"),
+                usage.get("cached_tokens"),
             ),
             cached=bool(rec.get("cached", False)),
             requests=0,
+            cost=rec["cost"] if isinstance(rec.get("cost"), (int, float)) else None,
         )
         return BatchItem(index, value, completion, resumed=True)
     err = rec.get("error") or {}
@@ -982,6 +995,16 @@ class _Run:
     # ------------------------------------------------------------------ the whole run
 
     async def run(self) -> BatchResult:
+        with span("promptkit.batch", {"promptkit.batch.concurrency": self.concurrency}) as s:
+            result = await self._run()
+            summary = result.summary
+            s.set("promptkit.batch.total", summary.total)
+            s.set("promptkit.batch.ok", summary.ok)
+            s.set("promptkit.batch.failed", summary.failed)
+            s.set("promptkit.cost_usd", summary.cost)
+            return result
+
+    async def _run(self) -> BatchResult:
         started = time.perf_counter()
         if self.file is not None:
             self.file.open()

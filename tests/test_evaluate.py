@@ -477,7 +477,7 @@ def test_costs_from_the_price_table() -> None:
     assert Price(1, 1).cost(pk.Usage()) is None and Price(0, 0).cost(pk.Usage()) == 0.0
     with pytest.raises(EvaluationError, match="prices"):
         run({"v": ZS}, data(), LLM(FakeBackend(doubler)), prices={"m": (1.0,)})
-    with pytest.raises(EvaluationError, match="Price input"):
+    with pytest.raises(pk.ConfigurationError, match="Price input"):
         Price(-1, 0)
 
 

@@ -34,12 +34,33 @@ def test_quickstart_render_and_fake_backend_blocks_run(monkeypatch: pytest.Monke
     code = blocks("python")
     assert len(code) >= 6
     namespace: dict[str, Any] = {}
-    with sdk_mock(monkeypatch) as router:  # the "bring your own client" block's server
-        route = router.post("http://127.0.0.1:8080/v1/chat/completions").respond(json=_REPLY)
-        for i, block in enumerate(code):
-            if i != 1:
-                exec(compile(block, f"README python block {i + 1}", "exec"), namespace)
+    try:
+        with sdk_mock(monkeypatch) as router:  # the "bring your own client" block's server
+            route = router.post("http://127.0.0.1:8080/v1/chat/completions").respond(
+                json=_REPLY
+            )
+            for i, block in enumerate(code):
+                if i != 1:
+                    exec(compile(block, f"README python block {i + 1}", "exec"), namespace)
+    finally:
+        _reset_opentelemetry()  # the tracing block sets a global SDK provider
     assert route.call_count == 1 and namespace["llm"].backend.name == "openai-sdk"
     assert namespace["azure"].backend.name == "azure"
     assert namespace["fake"].requests
     assert namespace["vote"].answer == "42"
+
+
+def _reset_opentelemetry() -> None:
+    """Undo the README's global tracer provider (what OpenTelemetry's test utilities do)."""
+    import sys
+
+    trace = sys.modules.get("opentelemetry.trace")
+    if trace is None:
+        return
+    from opentelemetry.util._once import Once
+
+    provider = getattr(trace, "_TRACER_PROVIDER", None)
+    if provider is not None and hasattr(provider, "shutdown"):
+        provider.shutdown()
+    trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
+    trace._TRACER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]

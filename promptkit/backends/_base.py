@@ -18,11 +18,12 @@ Embeddings go through the same backends: a backend that has them sets
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
@@ -37,6 +38,22 @@ from .._errors import (
 )
 from .._messages import Message
 from .._params import SamplingParams, UnsupportedPolicy
+from .._pricing import PriceLike, price_table
+from .._telemetry import (
+    Hook,
+    Observers,
+    arun_hook,
+    call_cost,
+    carry,
+    embedded,
+    observe,
+    observe_request,
+    observed,
+    observed_acall,
+    observed_call,
+    parts_cost,
+    run_hook,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -300,6 +317,14 @@ class LLM:
     ``cache`` (e.g. :class:`promptkit.Cache`) answers repeated identical requests without
     calling the backend; a hit is marked ``Completion.cached``.
 
+    ``prices`` (``{model or backend name: (input, output[, cached_input])}``, dollars per
+    million tokens, see :class:`~promptkit.Price`) sets ``Completion.cost``.
+    ``on_request(request)``, ``on_response(request, completion)`` and
+    ``on_error(request, error)`` (plain or ``async`` functions) see every request sent;
+    ``capture_content`` records messages on OpenTelemetry spans (default: the
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` variable when the LLM is made). See
+    :mod:`promptkit._telemetry` for the spans and metrics.
+
     ``n`` choices on a backend that returns one per request (llama.cpp servers, the
     embedded model) take ``n`` requests, each with its own seed: ``seed``, ``seed + 1``,
     ... when a seed >= 0 is given, else a random base and the next ones (so a server
@@ -315,6 +340,11 @@ class LLM:
         on_truncation: Literal["ignore", "error"] = "ignore",
         max_concurrency: int = 16,
         cache: ResponseCache | None = None,
+        prices: Mapping[str, PriceLike] | None = None,
+        on_request: Hook | None = None,
+        on_response: Hook | None = None,
+        on_error: Hook | None = None,
+        capture_content: bool | None = None,
     ) -> None:
         if on_unsupported not in ("error", "warn", "drop"):
             raise ParameterError(
@@ -328,6 +358,9 @@ class LLM:
         self.on_truncation = on_truncation
         self.max_concurrency = max_concurrency
         self.cache = cache
+        self.observers = Observers(
+            on_request, on_response, on_error, capture_content, price_table(prices)
+        )
 
     def __repr__(self) -> str:
         return f"LLM(backend={self.backend.name!r}, model={self.backend.model!r})"
@@ -559,6 +592,7 @@ class LLM:
             cached=all(p.cached for p in parts),
             raw=last.raw,
         )
+        done.cost = parts_cost(self, parts)
         self._check(done)
         return done
 
@@ -673,24 +707,24 @@ class LLM:
     def _call_all(self, pending: list[Request]) -> list[Completion]:
         """Send a round of requests, concurrently (threads) when there are several."""
         if len(pending) == 1:
-            return [self._call(pending[0])]
+            return [observed_call(self, pending[0])]  # _call, traced and hooked
         from concurrent.futures import ThreadPoolExecutor
 
         workers = min(len(pending), self.max_concurrency)
         with ThreadPoolExecutor(workers, thread_name_prefix="promptkit-n") as pool:
-            return list(pool.map(self._call, pending))
+            return list(pool.map(carry(functools.partial(observed_call, self)), pending))
 
     async def _acall_all(self, pending: list[Request]) -> list[Completion]:
         """Async twin of :meth:`_call_all`; one request costs no extra task or semaphore."""
         if len(pending) == 1:
-            return [await self._acall(pending[0])]
+            return [await observed_acall(self, pending[0])]  # _acall, traced and hooked
         import asyncio
 
         sem = asyncio.Semaphore(self.max_concurrency)
 
         async def one(req: Request) -> Completion:
             async with sem:
-                return await self._acall(req)
+                return await observed_acall(self, req)
 
         return list(await asyncio.gather(*(one(r) for r in pending)))
 
@@ -821,6 +855,8 @@ class LLM:
         started = time.perf_counter()
         batches = self._embed_batches(texts, batch_size)
         embed = self.backend.embed
+        if observed(self):
+            embed = self._observed_embed
         if len(batches) <= 1:
             parts = [embed(b, timeout=timeout) for b in batches]
         else:
@@ -828,7 +864,8 @@ class LLM:
 
             workers = min(len(batches), self.max_concurrency)
             with ThreadPoolExecutor(workers, thread_name_prefix="promptkit-embed") as pool:
-                parts = list(pool.map(lambda b: embed(b, timeout=timeout), batches))
+                one = carry(lambda b: embed(b, timeout=timeout))
+                parts = list(pool.map(one, batches))
         return self._join_embeddings(batches, parts, started)
 
     async def aembed(
@@ -847,10 +884,31 @@ class LLM:
 
         async def one(batch: list[str]) -> Embeddings:
             async with sem:
-                return await self.backend.aembed(batch, timeout=timeout)
+                obs = observe(self, None, "embeddings")
+                if obs is None:
+                    return await self.backend.aembed(batch, timeout=timeout)
+                try:
+                    part = await self.backend.aembed(batch, timeout=timeout)
+                except BaseException as exc:
+                    obs.failed(exc)
+                    raise
+                embedded(obs, len(batch), part)
+                return part
 
         parts = await asyncio.gather(*(one(b) for b in batches))
         return self._join_embeddings(batches, parts, started)
+
+    def _observed_embed(self, texts: Sequence[str], *, timeout: float | None = None) -> Embeddings:
+        obs = observe(self, None, "embeddings")
+        if obs is None:
+            return self.backend.embed(texts, timeout=timeout)
+        try:
+            part = self.backend.embed(texts, timeout=timeout)
+        except BaseException as exc:
+            obs.failed(exc)
+            raise
+        embedded(obs, len(texts), part)
+        return part
 
     def token_counter(self) -> TokenCounter:
         """The most exact token counter for this model: tiktoken on the OpenAI API (when
@@ -971,8 +1029,9 @@ class TextStream:
             renamed={k: v for k, v in renames.items() if k in self._request.params},
             latency_s=time.perf_counter() - self._started,
         )
-        self._llm._check(done)
+        done.cost = call_cost(self._llm, done)
         self.completion = done
+        self._llm._check(done)
 
     def _refused(self, exc: FeatureRefusedError) -> None:
         """A refusal when the stream opened: fall back (the request is sent again)."""
@@ -983,6 +1042,31 @@ class TextStream:
         self._dropped.update(notes)
 
     def __iter__(self) -> Iterator[str]:
+        obs = observe_request(self._llm, self._request, attach=False)
+        if obs is None:
+            yield from self._texts()
+            return
+        hooks = self._llm.observers
+        try:
+            if hooks.on_request is not None:
+                run_hook(hooks.on_request, self._request)
+            yield from self._texts()
+        except BaseException as exc:
+            if self.completion is not None and not isinstance(exc, GeneratorExit):
+                obs.succeeded(self.completion)  # the reply arrived; the policy refused it
+            else:
+                obs.failed(exc)
+            if hooks.on_error is not None and isinstance(exc, Exception):
+                run_hook(hooks.on_error, self._request, exc)
+            raise
+        assert self.completion is not None
+        obs.succeeded(self.completion)
+        if hooks.on_response is not None:
+            run_hook(hooks.on_response, self._request, self.completion)
+
+    def _texts(self) -> Iterator[str]:
+        """The stream's text pieces; a feature the server refuses by name is fallen back
+        from (:meth:`_refused`) and the stream asked again."""
         while True:
             try:
                 for delta in self._llm.backend.stream(self._request):
@@ -996,6 +1080,32 @@ class TextStream:
         self._done()
 
     async def __aiter__(self) -> AsyncIterator[str]:
+        obs = observe_request(self._llm, self._request, attach=False)
+        if obs is None:
+            async for text in self._atexts():
+                yield text
+            return
+        hooks = self._llm.observers
+        try:
+            if hooks.on_request is not None:
+                await arun_hook(hooks.on_request, self._request)
+            async for text in self._atexts():
+                yield text
+        except BaseException as exc:
+            if self.completion is not None and not isinstance(exc, GeneratorExit):
+                obs.succeeded(self.completion)
+            else:
+                obs.failed(exc)
+            if hooks.on_error is not None and isinstance(exc, Exception):
+                await arun_hook(hooks.on_error, self._request, exc)
+            raise
+        assert self.completion is not None
+        obs.succeeded(self.completion)
+        if hooks.on_response is not None:
+            await arun_hook(hooks.on_response, self._request, self.completion)
+
+    async def _atexts(self) -> AsyncIterator[str]:
+        """Async twin of :meth:`_texts`."""
         while True:
             try:
                 async for delta in self._llm.backend.astream(self._request):

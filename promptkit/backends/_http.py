@@ -58,6 +58,7 @@ from .._errors import (
     RateLimitError,
     ServerError,
 )
+from .._telemetry import retried
 from ._base import Backend, Embeddings, Request
 
 __all__ = ["HTTPBackend", "RetryPolicy", "SSEDecoder", "dumps", "loads"]
@@ -832,6 +833,7 @@ class HTTPBackend(Backend):
                     if pending is not None:  # the first attempt, already made
                         failed, pending = pending, None
                         raise failed
+                    retried(attempts, attempt.retry_state.idle_for)  # a span event
                     return self._attempt(url, content, timeout, stream), attempts
         except tenacity.RetryError as exc:
             got = exc.last_attempt.exception()
@@ -866,6 +868,7 @@ class HTTPBackend(Backend):
                     if pending is not None:
                         failed, pending = pending, None
                         raise failed
+                    retried(attempts, attempt.retry_state.idle_for)  # a span event
                     return await self._aattempt(url, content, timeout, stream), attempts
         except tenacity.RetryError as exc:
             got = exc.last_attempt.exception()

@@ -39,10 +39,24 @@ SAMPLER_EXTRAS = frozenset({"top_k", "min_p", "repetition_penalty"})
 OPENAI_PARAMS = frozenset(SAMPLING_FIELDS) - SAMPLER_EXTRAS
 
 
-def _usage(raw: Any) -> Usage:
+def _usage(raw: Any, reply: Any = None) -> Usage:
+    """Usage of a reply: OpenAI's ``usage`` object, with the cached prompt tokens from
+    ``prompt_tokens_details.cached_tokens`` (OpenAI, vLLM, recent llama.cpp servers), else
+    the ``reply``'s llama.cpp ``timings.cache_n`` or ``tokens_cached``."""
     if not isinstance(raw, dict):
         return Usage()
-    return Usage(raw.get("prompt_tokens"), raw.get("completion_tokens"), raw.get("total_tokens"))
+    cached = None
+    details = raw.get("prompt_tokens_details")
+    timings = reply.get("timings") if isinstance(reply, dict) else None
+    if isinstance(details, dict) and isinstance(details.get("cached_tokens"), int):
+        cached = details["cached_tokens"]
+    elif isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
+        cached = timings["cache_n"]
+    elif isinstance(reply, dict) and isinstance(reply.get("tokens_cached"), int):
+        cached = reply["tokens_cached"]
+    return Usage(
+        raw.get("prompt_tokens"), raw.get("completion_tokens"), raw.get("total_tokens"), cached
+    )
 
 
 def _logprob(item: Mapping[str, Any]) -> float:
@@ -154,7 +168,7 @@ class _StreamState:
         if data.get("model"):
             self.model = data["model"]
         if data.get("usage"):
-            self.usage = _usage(data["usage"])
+            self.usage = _usage(data["usage"], data)
         text = ""
         for choice in data.get("choices") or ():
             if choice.get("index", 0) != 0:
@@ -401,7 +415,7 @@ class OpenAIBackend(HTTPBackend):
         problem = ""
         try:
             choices = [_choice(ch, i, chat) for i, ch in enumerate(raw_choices)]
-            usage = _usage(data.get("usage"))
+            usage = _usage(data.get("usage"), data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
         if problem:

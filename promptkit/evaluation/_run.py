@@ -16,8 +16,10 @@ from typing import TYPE_CHECKING, Any
 from .._completion import Completion, Usage
 from .._errors import ConfigurationError, PromptkitError
 from .._params import SamplingParams, merge_params
+from .._pricing import LOCAL_BACKENDS, Price, PriceError, PriceLike, as_price, price_for
 from .._progress import Progress
 from .._prompt import Example, PromptBase
+from .._telemetry import span
 from ..strategies import extract as _extract
 from ..strategies._plan import PASS_THROUGH, Plan, Strategy, adrive, prompt_variables
 from ._dataset import Dataset, Record, Split
@@ -29,9 +31,6 @@ if TYPE_CHECKING:
     from ..backends._base import LLM
 
 __all__ = ["LOCAL_BACKENDS", "Price", "Variant", "aevaluate", "evaluate"]
-
-#: Backends whose calls cost nothing by default (in-process or scripted).
-LOCAL_BACKENDS = frozenset({"llamacpp", "fake"})
 
 #: Dataset fields to prompt variables: ``{variable: field}``, or a function of the record.
 InputMap = Mapping[str, str] | Callable[[Record], Mapping[str, Any]]
@@ -112,55 +111,12 @@ def _prompts_in(obj: Any, depth: int) -> list[PromptBase]:
     return list({id(p): p for p in out}.values())
 
 
-@dataclass(frozen=True)
-class Price:
-    """A model's price in US dollars per million tokens: ``input`` (prompt) and ``output``
-    (completion).
-
-    >>> Price(0.15, 0.60).cost(Usage(2_000, 500, 2_500))
-    0.0006
-    """
-
-    input: float
-    output: float
-
-    def __post_init__(self) -> None:
-        for name in ("input", "output"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise EvaluationError(
-                    f"Price {name}={value!r}: expected dollars per 1M tokens >= 0."
-                )
-
-    def cost(self, usage: Usage) -> float | None:
-        """The cost of ``usage``; ``None`` when the backend reported no tokens."""
-        if usage.prompt_tokens is None and usage.completion_tokens is None:
-            return 0.0 if self.input == 0 and self.output == 0 else None
-        total = (usage.prompt_tokens or 0) * self.input + (
-            usage.completion_tokens or 0
-        ) * self.output
-        return round(total / 1e6, 12)
-
-
-PriceLike = Price | tuple[float, float] | Mapping[str, float]
-
-
 def _price(key: str, value: PriceLike) -> Price:
-    if isinstance(value, Price):
-        return value
-    if isinstance(value, Mapping):
-        unknown = set(value) - {"input", "output"}
-        if unknown or not {"input", "output"} <= set(value):
-            raise EvaluationError(
-                f"prices[{key!r}]: expected {{'input': $/1M, 'output': $/1M}}, got {dict(value)}."
-            )
-        return Price(value["input"], value["output"])
-    if isinstance(value, (tuple, list)) and len(value) == 2:
-        return Price(value[0], value[1])
-    raise EvaluationError(
-        f"prices[{key!r}]={value!r}: expected Price(input, output), (input, output) or "
-        "{'input': ..., 'output': ...} in dollars per million tokens."
-    )
+    """One entry of evaluate()'s price table (an :class:`EvaluationError` when malformed)."""
+    try:
+        return as_price(key, value)
+    except PriceError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 # --------------------------------------------------------------------------- normalising
@@ -512,12 +468,10 @@ def _score(metric: Metric, rec: Record, raw: _Raw) -> float:
 
 
 def _price_for(label: str | None, llm: LLM, prices: Mapping[str, Price]) -> Price | None:
-    for key in (label, llm.model):
-        if key is not None and key in prices:
-            return prices[key]
-    if llm.backend.name in LOCAL_BACKENDS:
-        return Price(0.0, 0.0)
-    return None
+    """evaluate()'s own ``prices`` first, then the LLM's table (connect(), promptkit.toml)."""
+    own = getattr(getattr(llm, "observers", None), "prices", None)
+    table = {**own, **prices} if own else prices
+    return price_for(table, llm.backend.name, label, llm.model)
 
 
 async def _evaluate_one(
@@ -536,6 +490,29 @@ async def _evaluate_one(
     """Run one variant on one backend, score it, and add it up."""
     if _show(opts.progress):
         print(f"eval: {name} @ {bname} ({len(data)} items)", file=sys.stderr, flush=True)
+    attrs = {"promptkit.eval.variant": name, "promptkit.eval.backend": bname}
+    async with span("promptkit.evaluate.variant", attrs) as traced:
+        result = await _evaluate_variant(
+            name, variant, variables, bname, bllm, data, scorer, backends, prices, opts, confidence
+        )
+        traced.set("promptkit.eval.accuracy", result.accuracy)
+        traced.set("promptkit.cost_usd", result.cost_usd)
+        return result
+
+
+async def _evaluate_variant(
+    name: str,
+    variant: Variant,
+    variables: list[dict[str, Any]],
+    bname: str,
+    bllm: LLM,
+    data: Dataset,
+    scorer: Metric,
+    backends: Mapping[str, LLM],
+    prices: Mapping[str, Price],
+    opts: _Options,
+    confidence: float,
+) -> VariantResult:
     stem = f"{_slug(name)}@{_slug(bname)}"
     started = time.perf_counter()
     if variant.is_prompt:

@@ -19,14 +19,12 @@ from .._completion import Usage
 from .._errors import ConfigurationError
 from .._messages import Message
 from .._params import SamplingParams, merge_params
+from .._pricing import LOCAL_BACKENDS, Price, PriceLike
 from .._prompt import ChainOfThought, Example, FewShot, Prompt, ZeroShot
 from .._tokens import approx_tokens
 from ..evaluation._dataset import Dataset, Record
 from ..evaluation._report import ItemResult, VariantResult
 from ..evaluation._run import (
-    LOCAL_BACKENDS,
-    Price,
-    PriceLike,
     Variant,
     _price,
     aevaluate,

@@ -20,6 +20,11 @@ receives the messages. Two drivers run plans:
 So the same strategy code gets the same concurrency in both worlds, works from inside a
 running event loop (sync calls block their thread, as sync calls do), and composes: a
 chain step runs a sub-strategy's plan with ``yield from``.
+
+A plan marks the parts worth a tracing span (a vote, a chain step, a refinement round) with
+:func:`traced` (or :func:`enter`/:func:`leave`); when an OpenTelemetry SDK is configured the
+driver opens the span, makes it current for the calls inside, and closes it. Without one
+the plan yields no markers at all.
 """
 
 from __future__ import annotations
@@ -37,12 +42,26 @@ from .._completion import Completion, Usage
 from .._errors import MalformedResponseError
 from .._messages import Message
 from .._params import SamplingParams, merge_params
+from .._telemetry import carry_context, start_span, tracer
 
 if TYPE_CHECKING:
     from .._prompt import PromptBase
     from ..backends._base import LLM
 
-__all__ = ["Call", "Plan", "Render", "Strategy", "adrive", "drive", "rendered"]
+__all__ = [
+    "Call",
+    "Enter",
+    "Leave",
+    "Plan",
+    "Render",
+    "Strategy",
+    "adrive",
+    "drive",
+    "enter",
+    "leave",
+    "rendered",
+    "traced",
+]
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
@@ -70,9 +89,92 @@ class Render:
     variables: Mapping[str, Any]
 
 
+@dataclass(frozen=True)
+class Enter:
+    """A plan's request to open a tracing span; the driver sends back its depth."""
+
+    name: str
+    attrs: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Leave:
+    """A plan's request to close the span opened at ``depth`` (and any left open inside)."""
+
+    depth: int
+    error: BaseException | None = None
+    attrs: Mapping[str, Any] | None = None
+
+
 #: A strategy's plan: yields batches of calls (and is sent their Completions) or a
 #: :class:`Render` (and is sent the messages); returns ``R``.
-Plan = Generator[list[Call] | Render, Any, R]
+Plan = Generator[list[Call] | Render | Enter | Leave, Any, R]
+
+
+def enter(name: str, attrs: Mapping[str, Any]) -> Plan[int | None]:
+    """Open a span ``name`` for what follows (None, and nothing yielded, when not tracing)."""
+    if tracer() is None:
+        return None
+    depth: int = yield Enter(name, attrs)
+    return depth
+
+
+def leave(
+    depth: int | None,
+    attrs: Mapping[str, Any] | None = None,
+    error: BaseException | None = None,
+) -> Plan[None]:
+    """Close the span :func:`enter` opened (a no-op for ``None``)."""
+    if depth is not None:
+        yield Leave(depth, error, attrs)
+
+
+def traced(
+    name: str,
+    attrs: Mapping[str, Any],
+    plan: Plan[R],
+    result_attrs: Callable[[R], Mapping[str, Any]] | None = None,
+) -> Plan[R]:
+    """``plan`` inside a span ``name``; ``result_attrs(result)`` is added when it ends."""
+    depth = yield from enter(name, attrs)
+    if depth is None:
+        return (yield from plan)
+    try:
+        result = yield from plan
+    except GeneratorExit:
+        raise
+    except BaseException as exc:
+        yield Leave(depth, exc)
+        raise
+    yield Leave(depth, None, result_attrs(result) if result_attrs is not None else None)
+    return result
+
+
+class _Spans:
+    """The spans a driver holds open for its plan, innermost last."""
+
+    __slots__ = ("open",)
+
+    def __init__(self) -> None:
+        self.open: list[Any] = []
+
+    def handle(self, step: Enter | Leave) -> int | None:
+        if isinstance(step, Enter):
+            self.open.append(start_span(step.name, step.attrs))
+            return len(self.open) - 1
+        if step.depth >= len(self.open):  # already closed (an inner failure closed it)
+            return None
+        for key, value in (step.attrs or {}).items():
+            if self.open[step.depth] is not None:
+                self.open[step.depth].set(key, value)
+        self.close(step.error, step.depth)
+        return None
+
+    def close(self, error: BaseException | None, depth: int = 0) -> None:
+        while len(self.open) > depth:
+            span = self.open.pop()
+            if span is not None:
+                span.__exit__(type(error) if error else None, error, None)
 
 
 def one(call: Call) -> Plan[Completion]:
@@ -165,6 +267,7 @@ def _run_jobs(llm: LLM, jobs: Sequence[Callable[[], Completion]]) -> list[Comple
         return [jobs[0]()]
     limit = max(1, min(len(jobs), llm.max_concurrency))
     gate = threading.BoundedSemaphore(limit)
+    jobs = [carry_context(job) for job in jobs]  # the current span, when tracing
 
     def gated(job: Callable[[], Completion]) -> Completion:
         with gate:
@@ -189,6 +292,7 @@ def run_calls(llm: LLM, calls: Sequence[Call]) -> list[Completion]:
 
 def drive(plan: Plan[R], llm: LLM) -> R:
     """Run ``plan`` to its result, sending its calls to ``llm`` (sync)."""
+    spans = _Spans()
     try:
         step = next(plan)
         while True:
@@ -196,13 +300,19 @@ def drive(plan: Plan[R], llm: LLM) -> R:
             try:
                 if isinstance(step, Render):
                     answer: Any = step.prompt.render(**step.variables)
+                elif isinstance(step, (Enter, Leave)):
+                    answer = spans.handle(step)
                 else:
                     answer = run_calls(llm, step)
             except Exception as exc:
                 error = exc
             step = plan.send(answer) if error is None else plan.throw(error)
     except StopIteration as stop:
+        spans.close(None)
         return cast(R, stop.value)
+    except BaseException as exc:
+        spans.close(exc)
+        raise
 
 
 # --------------------------------------------------------------------------- async
@@ -242,6 +352,7 @@ async def adrive(
     Completions before the plan gets them (the evaluation counts requests with it)."""
     from .._prompt import arender_prompt
 
+    spans = _Spans()
     try:
         step = next(plan)
         while True:
@@ -249,16 +360,22 @@ async def adrive(
             try:
                 if isinstance(step, Render):
                     answer: Any = await arender_prompt(step.prompt, step.variables)
+                elif isinstance(step, (Enter, Leave)):
+                    answer = spans.handle(step)
                 else:
                     answer = await arun_calls(llm, step)
             except Exception as exc:
                 error = exc
             else:
-                if observe is not None and not isinstance(step, Render):
+                if observe is not None and isinstance(step, list):
                     observe(answer)
             step = plan.send(answer) if error is None else plan.throw(error)
     except StopIteration as stop:
+        spans.close(None)
         return cast(R, stop.value)
+    except BaseException as exc:
+        spans.close(exc)
+        raise
 
 
 def check_choices(done: Completion, backend: str | None = None) -> None:

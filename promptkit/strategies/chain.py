@@ -46,6 +46,7 @@ from ._plan import (
     prompt_params,
     prompt_variables,
     rendered,
+    traced,
 )
 from .extract import Extractor, apply
 from .structured import structured_plan
@@ -315,7 +316,17 @@ class Chain(Strategy[ChainResult]):
     def plan(
         self, llm: LLM, variables: Mapping[str, Any], params: SamplingParams | None = None
     ) -> Plan[ChainResult]:
-        """Run the steps in order (see the class doc); a generator of calls."""
+        """Run the steps in order (see the class doc); a generator of calls. Traced as a
+        ``promptkit.chain`` span with a ``promptkit.chain.step`` span per step."""
+        return traced(
+            "promptkit.chain",
+            {"promptkit.strategy": self.label, "promptkit.chain.steps": len(self.steps)},
+            self._plan(llm, variables, params),
+        )
+
+    def _plan(
+        self, llm: LLM, variables: Mapping[str, Any], params: SamplingParams | None
+    ) -> Plan[ChainResult]:
         check_variables(variables.keys(), frozenset(self.inputs), name=self.label)
         values: dict[str, Any] = dict(variables)
         results: list[StepResult] = []
@@ -324,7 +335,11 @@ class Chain(Strategy[ChainResult]):
             name = str(step.name)
             try:
                 given = _gather(step, values)
-                result = yield from _run_step(step, index, given, llm, params)
+                result = yield from traced(
+                    "promptkit.chain.step",
+                    {"promptkit.step.name": name, "promptkit.step.index": index},
+                    _run_step(step, index, given, llm, params),
+                )
             except Exception as exc:
                 partial = ChainResult(tuple(results), dict(values), usage)
                 raise ChainStepError(

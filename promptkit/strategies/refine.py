@@ -28,7 +28,18 @@ from .._errors import MissingVariablesError, ParameterError
 from .._params import merge_params
 from .._prompt import PromptBase
 from ._errors import ChainWiringError
-from ._plan import Call, Plan, Strategy, one, prompt_params, prompt_variables, rendered, select
+from ._plan import (
+    Call,
+    Plan,
+    Strategy,
+    enter,
+    leave,
+    one,
+    prompt_params,
+    prompt_variables,
+    rendered,
+    select,
+)
 
 if TYPE_CHECKING:
     from .._params import SamplingParams
@@ -199,6 +210,10 @@ class Refine(Strategy[RefineResult]):
         rounds: list[RefineRound] = []
         stopped_by: StopReason = "rounds"
         for number in range(1, self.rounds + 1):
+            span = yield from enter(
+                "promptkit.refine.round",
+                {"promptkit.strategy": self.label, "promptkit.round": number},
+            )
             crit = yield from ask(self.critique, {self.draft_var: current})
             notes = crit.text
             parts = [crit]
@@ -218,6 +233,7 @@ class Refine(Strategy[RefineResult]):
                 rounds.append(
                     RefineRound(number, current, notes, verdict, True, None, tuple(parts))
                 )
+                yield from leave(span, {"promptkit.refine.accepted": True})
                 break
             revised = yield from ask(
                 self.revise, {self.draft_var: current, self.critique_var: notes}
@@ -227,6 +243,7 @@ class Refine(Strategy[RefineResult]):
                 RefineRound(number, current, notes, verdict, False, revised.text, tuple(parts))
             )
             current = revised.text
+            yield from leave(span, {"promptkit.refine.accepted": False})
         usage = Usage()
         for c in every:
             usage = usage + c.usage

@@ -32,6 +32,7 @@ from ._plan import (
     prompt_params,
     prompt_variables,
     rendered,
+    traced,
 )
 from .normalize import Normaliser, as_normaliser, canonical
 
@@ -354,7 +355,23 @@ class SelfConsistency(Strategy["Vote[T]"], Generic[T]):
     def plan(
         self, llm: LLM, variables: Mapping[str, Any], params: SamplingParams | None = None
     ) -> Plan[Vote[T]]:
-        """Sample, extract and vote (see the class doc); a generator of calls."""
+        """Sample, extract and vote (see the class doc); a generator of calls. Traced as a
+        ``promptkit.self_consistency`` span over the samples' client spans."""
+        return traced(
+            "promptkit.self_consistency",
+            {"promptkit.strategy": self.label, "promptkit.vote.k": self.k},
+            self._plan(llm, variables, params),
+            lambda vote: {
+                "promptkit.vote.samples": len(vote.samples),
+                "promptkit.vote.requests": vote.requests,
+                "promptkit.vote.agreement": vote.agreement,
+                "promptkit.vote.tie": vote.tie,
+            },
+        )
+
+    def _plan(
+        self, llm: LLM, variables: Mapping[str, Any], params: SamplingParams | None
+    ) -> Plan[Vote[T]]:
         messages = yield from rendered(self.prompt, variables)
         call_params = prompt_params(self.prompt, self.params, params)
         supports = llm.backend.supports
