@@ -341,7 +341,7 @@ async def _run_prompt(
     name: str, variant: Variant, llm: LLM, variables: list[dict[str, Any]], out: Path | None,
     opts: _Options,
 ) -> list[_Raw]:  # fmt: skip
-    from ..runner import arun_batch
+    from ..batch import arun_batch
 
     extractor = variant.extractor()
     batch = await arun_batch(
@@ -463,7 +463,7 @@ async def _judge(
     judge: Judge, llm: LLM, records: Dataset, raws: list[_Raw], out: Path | None,
     opts: _Options,
 ) -> _Judged:  # fmt: skip
-    from ..runner import arun_batch
+    from ..batch import arun_batch
 
     judged = _Judged([0.0] * len(raws), [None] * len(raws))
     todo = [i for i, r in enumerate(raws) if r.prediction is not None]
@@ -723,7 +723,7 @@ def evaluate(
         to_close.append(metric.llm)
 
     async def main() -> EvalReport:
-        from ..runner import _close_async_client
+        from ..batch._api import close_async_client
 
         try:
             return await aevaluate(
@@ -744,6 +744,6 @@ def evaluate(
             )
         finally:
             for each in to_close:
-                await _close_async_client(each)
+                await close_async_client(each)
 
     return asyncio.run(main())

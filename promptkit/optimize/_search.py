@@ -865,13 +865,13 @@ def optimize(
     }
 
     async def main() -> OptimizeReport:
-        from ..runner import _close_async_client
+        from ..batch._api import close_async_client
 
         try:
             return await aoptimize(prompt, dataset, llm, **options)
         finally:
             for each in (llm, proposer):
                 if each is not None:
-                    await _close_async_client(each)
+                    await close_async_client(each)
 
     return asyncio.run(main())
