@@ -196,3 +196,26 @@ def test_every_public_attribute_is_exported() -> None:
         assert name in promptkit.__all__, name
     for name, module in promptkit._LAZY.items():
         assert name in promptkit.__all__ or module == f".{name}", name
+
+
+def test_every_error_is_defined_in_the_one_tree() -> None:
+    """Every PromptkitError subclass of the package is defined in promptkit._errors, and
+    the tree in its docstring names each of them."""
+    import importlib
+
+    import promptkit._errors as errors
+
+    for module in ("evaluation", "optimize", "strategies", "batch", "retrieval", "prompty"):
+        importlib.import_module(f"promptkit.{module}")
+    seen: list[type] = []
+    todo: list[type] = [promptkit.PromptkitError]
+    while todo:
+        cls = todo.pop()
+        if cls.__module__.startswith("promptkit") and cls not in seen:
+            seen.append(cls)
+            todo.extend(cls.__subclasses__())
+    assert len(seen) > 25
+    for cls in seen:
+        assert cls.__module__ == "promptkit._errors", cls
+        assert f" {cls.__name__} " in (errors.__doc__ or ""), cls
+        assert cls.__name__ in errors.__all__, cls
