@@ -379,7 +379,7 @@ def find_config_file(
             return candidate, _file_table(candidate)
         pyproject = directory / "pyproject.toml"
         if pyproject.is_file():
-            data = _load_toml(pyproject)
+            data = load_toml(pyproject)
             tool = data.get("tool")
             table = tool.get("promptkit") if isinstance(tool, dict) else None
             if isinstance(table, dict):
@@ -402,7 +402,7 @@ def config_profiles(cwd: Path | None = None, env: Mapping[str, str] | None = Non
 
 
 def _file_table(path: Path) -> dict[str, Any]:
-    data = _load_toml(path)
+    data = load_toml(path)
     if path.name == "pyproject.toml":
         tool = data.get("tool")
         table = tool.get("promptkit") if isinstance(tool, dict) else None
@@ -412,7 +412,7 @@ def _file_table(path: Path) -> dict[str, Any]:
     return data
 
 
-def _load_toml(path: Path) -> dict[str, Any]:
+def load_toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on 3.10 only

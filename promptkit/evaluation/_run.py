@@ -145,7 +145,7 @@ class Price:
 PriceLike = Price | tuple[float, float] | Mapping[str, float]
 
 
-def _price(key: str, value: PriceLike) -> Price:
+def as_price(key: str, value: PriceLike) -> Price:
     if isinstance(value, Price):
         return value
     if isinstance(value, Mapping):
@@ -621,7 +621,7 @@ async def aevaluate(
         raise EvaluationError(f"concurrency={concurrency!r}: expected a whole number >= 1.")
     if not (isinstance(confidence, float) and 0.0 < confidence < 1.0):
         raise EvaluationError(f"confidence={confidence!r}: expected a fraction such as 0.95.")
-    table = {str(k): _price(str(k), v) for k, v in (prices or {}).items()}
+    table = {str(k): as_price(str(k), v) for k, v in (prices or {}).items()}
     prepared = {
         name: [_variables(name, v, rec, inputs) for rec in data] for name, v in plan.items()
     }

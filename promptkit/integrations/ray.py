@@ -240,9 +240,9 @@ class RayPrompt:
         self.max_rate_limit_retries = max_rate_limit_retries
         self.price: Price | None = None
         if price is not None:
-            from ..evaluation._run import _price
+            from ..evaluation._run import as_price
 
-            self.price = _price("price", price)
+            self.price = as_price("price", price)
         if cache is not None and not isinstance(cache, str):
             cache = str(cache)
         self.cache = cache

@@ -28,8 +28,8 @@ from ..evaluation._run import (
     Price,
     PriceLike,
     Variant,
-    _price,
     aevaluate,
+    as_price,
     check_overlap,
 )
 from ..evaluation.metrics import Metric, as_metric
@@ -452,7 +452,7 @@ async def aoptimize(
     check_overlap("start", start_variant, data, [_values(prompt, r, inputs) for r in data])
     pool, dev, val, test = _splits(data, holdout, seed)
     label = str(llm.model or llm.backend.name)
-    table = {str(k): _price(str(k), v) for k, v in (prices or {}).items()}
+    table = {str(k): as_price(str(k), v) for k, v in (prices or {}).items()}
     price = table.get(label) or table.get(llm.backend.name)
     if price is None and llm.backend.name in LOCAL_BACKENDS:
         price = Price(0.0, 0.0)
