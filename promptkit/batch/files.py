@@ -75,12 +75,13 @@ from .._errors import (
     ContextLengthError,
     InputValidationError,
     MalformedResponseError,
+    ParameterError,
     PromptError,
     PromptkitError,
     RateLimitError,
     ServerError,
 )
-from .._params import SamplingParams, UnsupportedPolicy, merge_params
+from .._params import SamplingParams, UnsupportedPolicy, check_policy, merge_params
 from ._results import BatchItem, BatchResult, summarize
 
 if TYPE_CHECKING:
@@ -175,10 +176,10 @@ def export_openai_batch(
         backend = OpenAIBackend(model=model, api_key="batch-export-no-key")
     else:
         backend = VLLMBackend(model=model)
-    if on_unsupported not in ("error", "warn", "drop"):
-        raise ConfigurationError(
-            f"on_unsupported={on_unsupported!r}: expected 'error', 'warn' or 'drop'."
-        )
+    try:
+        check_policy("on_unsupported", on_unsupported)
+    except ParameterError as exc:
+        raise ConfigurationError(str(exc)) from None
     llm = LLM(backend, on_unsupported="error" if on_unsupported == "error" else "drop")
     dropped: set[str] = set()
     merged = merge_params(prompt.params, params)
