@@ -7,7 +7,7 @@ requests, one line each::
      "body": {"model": "gpt-4o-mini", "messages": [...], "temperature": 0.0}}
 
 and :func:`import_openai_batch_results` reads the results file(s) back into a
-:class:`~promptkit.runner.BatchResult` aligned with the inputs (``custom_id`` ``req-17``
+:class:`~promptkit.BatchResult` aligned with the inputs (``custom_id`` ``req-17``
 is input 17). Failed requests become typed failures on their input, and an input with no
 result line at all is a failure too: nothing is silently dropped.
 
