@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import header, print_table
 
 import promptkit as pk
-from promptkit.runner import BatchResult
+from promptkit.batch import BatchResult
 
 MODEL = "bench-model"
 REPLY_TEXT = "positive"

@@ -93,7 +93,8 @@ if TYPE_CHECKING:
     from . import retrieval as retrieval
     from ._cache import Cache, CacheStats, CacheWarning
     from .backends.openai_sdk import AzureOpenAIBackend, OpenAISDKBackend
-    from .batchfiles import export_openai_batch, import_openai_batch_results
+    from .batch import BatchItem, BatchResult, BatchSummary, arun_batch, run_batch
+    from .batch.files import export_openai_batch, import_openai_batch_results
     from .evaluation import (
         Dataset,
         DatasetError,
@@ -132,7 +133,6 @@ if TYPE_CHECKING:
         SqliteVecRetriever,
         VectorIndex,
     )
-    from .runner import BatchItem, BatchResult, BatchSummary, arun_batch, run_batch
     from .strategies import (
         Chain,
         ChainResult,
@@ -164,13 +164,13 @@ _LAZY: dict[str, str] = {
     "AzureOpenAIBackend": ".backends.openai_sdk",
     "CacheStats": "._cache",
     "CacheWarning": "._cache",
-    "export_openai_batch": ".batchfiles",
-    "import_openai_batch_results": ".batchfiles",
-    "BatchItem": ".runner",
-    "BatchResult": ".runner",
-    "BatchSummary": ".runner",
-    "arun_batch": ".runner",
-    "run_batch": ".runner",
+    "export_openai_batch": ".batch.files",
+    "import_openai_batch_results": ".batch.files",
+    "BatchItem": ".batch",
+    "BatchResult": ".batch",
+    "BatchSummary": ".batch",
+    "arun_batch": ".batch",
+    "run_batch": ".batch",
     "VectorIndex": ".retrieval",
     "SimilarExamples": ".retrieval",
     "MMRExamples": ".retrieval",

@@ -84,17 +84,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise ConfigurationError(
             f"No recipe {args.recipe!r}.{hint} `promptkit recipes` lists them."
         )
-    for flag, var in (
-        ("backend", "PROMPTKIT_BACKEND"),
-        ("model", "PROMPTKIT_MODEL"),
-        ("base_url", "PROMPTKIT_BASE_URL"),
-        ("profile", "PROMPTKIT_PROFILE"),
-    ):
-        value = getattr(args, flag)
-        if value:
-            os.environ[var] = value
-    runpy.run_path(by_name[name]["path"], run_name="__main__")
+    # the recipe connects from the environment; set it for the run only (main() may be
+    # called in-process, by a test or an application, whose environment must not change)
+    saved = {var: os.environ.get(var) for var in _RECIPE_VARS.values()}
+    try:
+        for flag, var in _RECIPE_VARS.items():
+            value = getattr(args, flag)
+            if value:
+                os.environ[var] = value
+        runpy.run_path(by_name[name]["path"], run_name="__main__")
+    finally:
+        for var, before in saved.items():
+            if before is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = before
     return 0
+
+
+_RECIPE_VARS = {
+    "backend": "PROMPTKIT_BACKEND",
+    "model": "PROMPTKIT_MODEL",
+    "base_url": "PROMPTKIT_BASE_URL",
+    "profile": "PROMPTKIT_PROFILE",
+}
 
 
 # --------------------------------------------------------------------------- render

@@ -63,7 +63,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from ._errors import ConfigurationError, ParameterError
-from ._params import PRESETS, SamplingParams, UnsupportedPolicy
+from ._params import POLICIES, PRESETS, SamplingParams, UnsupportedPolicy, check_policy
 from ._pricing import Price, PriceLike, price_table
 
 if TYPE_CHECKING:
@@ -326,12 +326,18 @@ class _Layer:
     on_unsupported: str | None = None
     on_truncation: str | None = None
     unknown: list[str] = field(default_factory=list)
-    model_where: str | None = None
+    #: where a setting came from when that is more precise than ``where``
+    sources: dict[str, str] = field(default_factory=dict)
+    sdk_client: Any = None  # connect(client=...): an openai SDK client
     directory: Path | None = None  # of the file this layer comes from
     prices: dict[str, Price] = field(default_factory=dict)
 
     def applies_to(self, backend: str) -> bool:
         return self.backend is None or self.backend == backend
+
+    def source(self, name: str) -> str:
+        """Where this layer's setting ``name`` came from."""
+        return self.sources.get(name, self.where)
 
 
 def _canonical(name: str) -> str:
@@ -390,7 +396,7 @@ def find_config_file(
             return candidate, _file_table(candidate)
         pyproject = directory / "pyproject.toml"
         if pyproject.is_file():
-            data = _load_toml(pyproject)
+            data = load_toml(pyproject)
             tool = data.get("tool")
             table = tool.get("promptkit") if isinstance(tool, dict) else None
             if isinstance(table, dict):
@@ -413,7 +419,7 @@ def config_profiles(cwd: Path | None = None, env: Mapping[str, str] | None = Non
 
 
 def _file_table(path: Path) -> dict[str, Any]:
-    data = _load_toml(path)
+    data = load_toml(path)
     if path.name == "pyproject.toml":
         tool = data.get("tool")
         table = tool.get("promptkit") if isinstance(tool, dict) else None
@@ -423,7 +429,7 @@ def _file_table(path: Path) -> dict[str, Any]:
     return data
 
 
-def _load_toml(path: Path) -> dict[str, Any]:
+def load_toml(path: Path) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on 3.10 only
@@ -589,9 +595,26 @@ def resolve_config(
     env = dict(os.environ) if env is None else dict(env)
     secret = Secret(api_key) if api_key else None
     del api_key
+    # the sources, lowest precedence first, then one merge
+    file_layers, file_path, chosen_profile = _file_layers(config_file, profile, env, cwd)
+    arguments = _argument_layer(
+        backend, model, base_url, secret, params, on_unsupported, on_truncation, options
+    )
+    arguments.prices = price_table(prices)
+    return _merge([*file_layers, _env_layer(env), arguments], env, file_path, chosen_profile)
 
-    # ---- sources, lowest precedence first
-    layers: list[_Layer] = []
+
+# --------------------------------------------------------------------------- the sources
+
+
+def _file_layers(
+    config_file: str | os.PathLike[str] | None,
+    profile: str | None,
+    env: Mapping[str, str],
+    cwd: Path | None,
+) -> tuple[list[_Layer], Path | None, tuple[str, str] | None]:
+    """The configuration file's layers (its top level, then the selected profile), the
+    file, and the profile chosen with where that choice came from."""
     found: tuple[Path, dict[str, Any]] | None
     if config_file is not None:
         path = Path(config_file).expanduser()
@@ -600,19 +623,7 @@ def resolve_config(
         found = (path.resolve(), _file_table(path))
     else:
         found = find_config_file(cwd, env)
-    file_path: Path | None = None
-    profile_name: str | None = None
-    profile_src: str | None = None
-    if found is not None:
-        file_path, table = found
-        top = _file_layer(table, str(file_path), top=True)
-        layers.append(top)
-        profile_name, profile_src = _select_profile(table, file_path, profile, env)
-        if profile_name is not None and profile_src is not None:
-            layers.append(_profile_layer(table, file_path, profile_name, profile_src))
-        for layer in layers:
-            layer.directory = file_path.parent
-    else:
+    if found is None:
         chosen = profile if profile is not None else env.get(_ENV_PROFILE) or None
         if chosen is not None:
             how = "profile=" if profile is not None else f"{_ENV_PROFILE}="
@@ -621,99 +632,164 @@ def resolve_config(
                 "(promptkit.toml or [tool.promptkit] in pyproject.toml, from the current "
                 f"directory upwards, or the path in {_ENV_CONFIG})."
             )
+        return [], None, None
+    file_path, table = found
+    layers = [_file_layer(table, str(file_path), top=True)]
+    profile_name, profile_src = _select_profile(table, file_path, profile, env)
+    chosen_profile: tuple[str, str] | None = None
+    if profile_name is not None and profile_src is not None:
+        layers.append(_profile_layer(table, file_path, profile_name, profile_src))
+        chosen_profile = (profile_name, profile_src)
+    for layer in layers:
+        layer.directory = file_path.parent
+    return layers, file_path, chosen_profile
 
-    env_layer = _Layer(where="env")
+
+def _env_layer(env: Mapping[str, str]) -> _Layer:
+    """The ``PROMPTKIT_*`` environment variables."""
+    layer = _Layer(
+        where="env",
+        sources={
+            "backend": f"env {_ENV_BACKEND}",
+            "base_url": f"env {_ENV_BASE_URL}",
+            "api_key": f"env {_ENV_API_KEY}",
+        },
+    )
     if env.get(_ENV_BACKEND):
-        env_layer.backend, short_model = _split_short_form(env[_ENV_BACKEND], _ENV_BACKEND)
+        layer.backend, short_model = _split_short_form(env[_ENV_BACKEND], _ENV_BACKEND)
         if short_model is not None:
-            env_layer.model, env_layer.model_where = short_model, f"env {_ENV_BACKEND}"
+            layer.model, layer.sources["model"] = short_model, f"env {_ENV_BACKEND}"
     if env.get(_ENV_MODEL):
-        if env_layer.model is not None:
+        if layer.model is not None:
             raise ConfigurationError(
                 f"The model is given twice, in {_ENV_BACKEND} and {_ENV_MODEL}. Keep one."
             )
-        env_layer.model, env_layer.model_where = env[_ENV_MODEL], f"env {_ENV_MODEL}"
+        layer.model, layer.sources["model"] = env[_ENV_MODEL], f"env {_ENV_MODEL}"
     if env.get(_ENV_BASE_URL):
-        env_layer.base_url = env[_ENV_BASE_URL]
+        layer.base_url = env[_ENV_BASE_URL]
     if env.get(_ENV_API_KEY):
-        env_layer.api_key = Secret(env[_ENV_API_KEY])
-    layers.append(env_layer)
+        layer.api_key = Secret(env[_ENV_API_KEY])
+    return layer
 
-    arg_layer = _Layer(
-        where="argument", options=dict(options), params=params, prices=price_table(prices)
-    )
-    arg_layer.on_unsupported, arg_layer.on_truncation = on_unsupported, on_truncation
+
+def _argument_layer(
+    backend: str | None,
+    model: str | None,
+    base_url: str | None,
+    api_key: Secret | None,
+    params: SamplingParams | None,
+    on_unsupported: str | None,
+    on_truncation: str | None,
+    options: Mapping[str, Any],
+) -> _Layer:
+    """The explicit arguments of :func:`connect` / :func:`resolve_config`."""
+    layer = _Layer(where="argument", options=dict(options), params=params)
+    layer.on_unsupported, layer.on_truncation = on_unsupported, on_truncation
     if backend is not None:
-        arg_layer.backend, short_model = _split_short_form(backend, "connect()")
+        layer.backend, short_model = _split_short_form(backend, "connect()")
         if short_model is not None:
             if model is not None and model != short_model:
                 raise ConfigurationError(
                     f"The model is given twice: {backend!r} and model={model!r}. Keep one."
                 )
-            arg_layer.model = short_model
-            arg_layer.model_where = f"argument (short form {backend!r})"
-    if model is not None and arg_layer.model is None:
-        arg_layer.model = model
+            layer.model = short_model
+            layer.sources["model"] = f"argument (short form {backend!r})"
+    if model is not None and layer.model is None:
+        layer.model = model
     # connect(client=openai.OpenAI(...)): the client names the backend, and carries its own
     # base URL and credentials (none are taken from files or the environment)
-    sdk_client = options.get("client", options.get("async_client"))
-    inferred_from_client = backend is None and sdk_client is not None
-    if inferred_from_client:
-        arg_layer.backend = "azure" if "Azure" in type(sdk_client).__name__ else "openai-sdk"
-    arg_layer.base_url, arg_layer.api_key = base_url, secret
-    layers.append(arg_layer)
+    layer.sdk_client = options.get("client", options.get("async_client"))
+    if backend is None and layer.sdk_client is not None:
+        client_name = type(layer.sdk_client).__name__
+        layer.backend = "azure" if "Azure" in client_name else "openai-sdk"
+        layer.sources["backend"] = "inferred from client= (argument)"
+    layer.base_url, layer.api_key = base_url, api_key
+    return layer
 
+
+# --------------------------------------------------------------------------- the merge
+
+
+def _merge(
+    layers: list[_Layer],
+    env: Mapping[str, str],
+    file_path: Path | None,
+    chosen_profile: tuple[str, str] | None,
+) -> ResolvedConfig:
+    """Merge the layers (lowest precedence first) into what :func:`connect` builds."""
     sources: dict[str, str] = {}
+    backend = _choose_backend(layers, sources)
+    eligible = [ly for ly in layers if ly.applies_to(backend)]
+    bound = _backend_bound(eligible, backend, sources)
+    key = _api_key(eligible, env, sources)
+    fallback_options: dict[str, Any] = {}
+    sdk_client = next((ly.sdk_client for ly in layers if ly.sdk_client is not None), None)
+    key = _fallbacks(backend, sdk_client, env, bound, key, sources, fallback_options)
+    allowed_options = set(_KNOWN_OPTIONS) | _constructor_options(backend)
+    _validate(layers, backend, allowed_options)
+    options = _merge_options(eligible, fallback_options, sources)
+    params = _merge_params(layers, sources)
+    policies = _merge_policies(layers, sources)
+    if chosen_profile is not None:
+        sources["profile"] = chosen_profile[1]
+    return ResolvedConfig(
+        backend=backend,
+        model=bound["model"],
+        base_url=bound["base_url"],
+        has_api_key=key is not None,
+        options=options,
+        params=params,
+        on_unsupported=policies["on_unsupported"],  # type: ignore[arg-type]
+        on_truncation=policies["on_truncation"],  # type: ignore[arg-type]
+        profile=chosen_profile[0] if chosen_profile is not None else None,
+        config_file=file_path,
+        sources=sources,
+        api_key=key,
+        prices={k: v for ly in layers for k, v in ly.prices.items()},  # low -> high, per model
+    )
 
-    def where(layer: _Layer, name: str) -> str:
-        if layer.where == "env":
-            return {
-                "backend": f"env {_ENV_BACKEND}",
-                "base_url": f"env {_ENV_BASE_URL}",
-                "api_key": f"env {_ENV_API_KEY}",
-            }.get(name, layer.where)
-        return layer.where
 
-    # ---- backend
-    chosen_backend: str | None = None
+def _choose_backend(layers: list[_Layer], sources: dict[str, str]) -> str:
+    """The highest layer's backend, else ``openai`` when a base URL is set, else the
+    default."""
     for layer in reversed(layers):
         if layer.backend is not None:
-            chosen_backend = layer.backend
-            sources["backend"] = where(layer, "backend")
-            if layer is arg_layer and inferred_from_client:
-                sources["backend"] = "inferred from client= (argument)"
-            break
-    if chosen_backend is None:
-        with_url = next((ly for ly in reversed(layers) if ly.base_url is not None), None)
-        if with_url is not None:
-            chosen_backend = "openai"
-            sources["backend"] = f"inferred from base_url ({where(with_url, 'base_url')})"
-        else:
-            chosen_backend = DEFAULT_BACKEND
-            sources["backend"] = "default"
-    eligible = [ly for ly in layers if ly.applies_to(chosen_backend)]
+            sources["backend"] = layer.source("backend")
+            return layer.backend
+    with_url = next((ly for ly in reversed(layers) if ly.base_url is not None), None)
+    if with_url is not None:
+        sources["backend"] = f"inferred from base_url ({with_url.source('base_url')})"
+        return "openai"
+    sources["backend"] = "default"
+    return DEFAULT_BACKEND
 
-    # ---- backend-bound settings: the highest eligible layer that sets them
-    resolved: dict[str, Any] = {"model": None, "base_url": None}
+
+def _backend_bound(eligible: list[_Layer], backend: str, sources: dict[str, str]) -> dict[str, Any]:
+    """``model`` and ``base_url``: the highest eligible layer that sets each."""
+    bound: dict[str, Any] = {"model": None, "base_url": None}
     for name in ("model", "base_url"):
         for layer in reversed(eligible):
             value = getattr(layer, name)
             if value is not None:
-                resolved[name] = value
-                from_short = layer.model_where if name == "model" else None
-                sources[name] = from_short or where(layer, name)
-                if name == "model" and chosen_backend == DEFAULT_BACKEND and layer.directory:
+                bound[name] = value
+                sources[name] = layer.source(name)
+                if name == "model" and backend == DEFAULT_BACKEND and layer.directory:
                     # a .gguf path in a file is relative to that file, not to the cwd
                     candidate = layer.directory / Path(value).expanduser()
                     if not Path(value).expanduser().is_absolute() and candidate.is_file():
-                        resolved[name] = str(candidate)
+                        bound[name] = str(candidate)
                 break
-    key: Secret | None = None
+    return bound
+
+
+def _api_key(
+    eligible: list[_Layer], env: Mapping[str, str], sources: dict[str, str]
+) -> Secret | None:
+    """The highest eligible layer's API key, given or named by ``api_key_env``."""
     for layer in reversed(eligible):
         if layer.api_key is not None:
-            key = layer.api_key
-            sources["api_key"] = where(layer, "api_key")
-            break
+            sources["api_key"] = layer.source("api_key")
+            return layer.api_key
         if layer.api_key_env is not None:
             value = env.get(layer.api_key_env)
             if not value:
@@ -721,32 +797,44 @@ def resolve_config(
                     f"{layer.where}: api_key_env = {layer.api_key_env!r}, but that environment "
                     "variable is not set (or empty). Set it, or remove api_key_env."
                 )
-            key = Secret(value)
             sources["api_key"] = f"env {layer.api_key_env} (api_key_env in {layer.where})"
-            break
+            return Secret(value)
+    return None
 
-    azure_options: dict[str, Any] = {}
+
+def _fallbacks(
+    backend: str,
+    sdk_client: Any,
+    env: Mapping[str, str],
+    bound: dict[str, Any],
+    key: Secret | None,
+    sources: dict[str, str],
+    options: dict[str, Any],
+) -> Secret | None:
+    """The conventional ``OPENAI_*`` / ``AZURE_OPENAI_*`` variables, below every promptkit
+    source; with ``client=`` only the arguments' URL and key (the client carries its own).
+    Updates ``bound``, ``sources`` and ``options``; returns the API key."""
     if sdk_client is not None:
         for name in ("base_url", "api_key"):
             if sources.get(name, "argument") != "argument":
                 del sources[name]
                 if name == "base_url":
-                    resolved["base_url"] = None
+                    bound["base_url"] = None
                 else:
                     key = None
-    elif chosen_backend == "azure":
-        _azure_fallbacks(env, resolved, sources, azure_options)
+    elif backend == "azure":
+        _azure_fallbacks(env, bound, sources, options)
         if key is None and env.get("AZURE_OPENAI_API_KEY"):
-            url = resolved["base_url"]
+            url = bound["base_url"]
             if sources.get("base_url") == "env AZURE_OPENAI_ENDPOINT" or url is None:
                 key = Secret(env["AZURE_OPENAI_API_KEY"])
                 sources["api_key"] = "env AZURE_OPENAI_API_KEY"
-    elif chosen_backend in ("openai", "openai-sdk"):
-        if resolved["base_url"] is None and env.get("OPENAI_BASE_URL"):
-            resolved["base_url"] = env["OPENAI_BASE_URL"]
+    elif backend in ("openai", "openai-sdk"):
+        if bound["base_url"] is None and env.get("OPENAI_BASE_URL"):
+            bound["base_url"] = env["OPENAI_BASE_URL"]
             sources["base_url"] = "env OPENAI_BASE_URL"
         if key is None and env.get("OPENAI_API_KEY"):
-            url = resolved["base_url"]
+            url = bound["base_url"]
             if (
                 url is None
                 or sources.get("base_url") == "env OPENAI_BASE_URL"
@@ -754,11 +842,16 @@ def resolve_config(
             ):
                 key = Secret(env["OPENAI_API_KEY"])
                 sources["api_key"] = "env OPENAI_API_KEY"
+    return key
 
-    # ---- options, merged low -> high over eligible layers; unknown file keys checked here
-    allowed_options = set(_KNOWN_OPTIONS) | _constructor_options(chosen_backend)
-    merged_options: dict[str, Any] = {}
-    for layer in eligible:
+
+def _validate(layers: list[_Layer], backend: str, allowed_options: set[str]) -> None:
+    """The checks that need the chosen backend, in one place: unknown file keys (against
+    that backend's options for the layers that apply to it, against their own backend's
+    for the others), then the policies."""
+    for layer in layers:
+        if not layer.applies_to(backend):
+            continue
         for name in layer.unknown:
             if name not in allowed_options:
                 valid = sorted(_COMMON_KEYS | _PARAM_KEYS | _TOP_ONLY_KEYS | allowed_options)
@@ -768,71 +861,67 @@ def resolve_config(
                     f"{layer.where}: unknown key {name!r}.{hint} Valid keys: backend, model, "
                     "base_url, api_key_env, preset, on_unsupported, on_truncation, "
                     "default_profile, [profiles.NAME], any sampling parameter (temperature, "
-                    f"max_tokens, ...) and the {chosen_backend} backend's options "
+                    f"max_tokens, ...) and the {backend} backend's options "
                     f"({', '.join(sorted(allowed_options))}); put other backend options in "
                     "an [options] table."
                 )
-        for name, value in layer.options.items():
-            merged_options[name] = value
-            sources[f"options.{name}"] = layer.where
-    for name, value in azure_options.items():
-        merged_options.setdefault(name, value)
     for layer in layers:
-        if not layer.applies_to(chosen_backend):
-            for name in layer.unknown:
-                if name not in _KNOWN_OPTIONS and name not in _constructor_options(
-                    layer.backend or chosen_backend
-                ):
-                    close = difflib.get_close_matches(
-                        name, sorted(_COMMON_KEYS | _PARAM_KEYS | _KNOWN_OPTIONS), n=1
-                    )
-                    hint = f" Did you mean {close[0]!r}?" if close else ""
-                    raise ConfigurationError(f"{layer.where}: unknown key {name!r}.{hint}")
+        if layer.applies_to(backend):
+            continue
+        for name in layer.unknown:
+            if name not in _KNOWN_OPTIONS and name not in _constructor_options(
+                layer.backend or backend
+            ):
+                close = difflib.get_close_matches(
+                    name, sorted(_COMMON_KEYS | _PARAM_KEYS | _KNOWN_OPTIONS), n=1
+                )
+                hint = f" Did you mean {close[0]!r}?" if close else ""
+                raise ConfigurationError(f"{layer.where}: unknown key {name!r}.{hint}")
+    for layer in layers:
+        for name in POLICIES:
+            value = getattr(layer, name)
+            if value is not None:
+                try:
+                    check_policy(name, value)
+                except ParameterError as exc:
+                    raise ConfigurationError(f"{layer.where}: {exc}") from None
 
-    # ---- sampling parameters and policies: every layer, low -> high
-    merged_params = SamplingParams()
+
+def _merge_options(
+    eligible: list[_Layer], fallback_options: Mapping[str, Any], sources: dict[str, str]
+) -> dict[str, Any]:
+    """Backend options, low -> high over the eligible layers, then the fallbacks' below."""
+    merged: dict[str, Any] = {}
+    for layer in eligible:
+        for name, value in layer.options.items():
+            merged[name] = value
+            sources[f"options.{name}"] = layer.where
+    for name, value in fallback_options.items():
+        merged.setdefault(name, value)
+    return merged
+
+
+def _merge_params(layers: list[_Layer], sources: dict[str, str]) -> SamplingParams:
+    """Sampling parameters: every layer, low -> high."""
+    merged = SamplingParams()
     for layer in layers:
         if layer.params is not None:
-            merged_params = merged_params.merge(layer.params)
+            merged = merged.merge(layer.params)
             for name in layer.params.model_fields_set:
                 sources[f"params.{name}"] = layer.where
+    return merged
+
+
+def _merge_policies(layers: list[_Layer], sources: dict[str, str]) -> dict[str, str]:
+    """``on_unsupported`` and ``on_truncation``: every layer, low -> high (validated)."""
     policies: dict[str, str] = {"on_unsupported": "warn", "on_truncation": "ignore"}
     for layer in layers:
-        for name, valid_values in (
-            ("on_unsupported", ("error", "warn", "drop")),
-            ("on_truncation", ("ignore", "error")),
-        ):
+        for name in POLICIES:
             value = getattr(layer, name)
-            if value is None:
-                continue
-            if value not in valid_values:
-                raise ConfigurationError(
-                    f"{layer.where}: {name}={value!r}; expected one of "
-                    f"{', '.join(repr(v) for v in valid_values)}."
-                )
-            policies[name] = value
-            sources[name] = layer.where
-    if profile_name is not None and profile_src is not None:
-        sources["profile"] = profile_src
-    merged_prices: dict[str, Price] = {}
-    for layer in layers:  # a price is per model: every layer's table merges, low -> high
-        merged_prices.update(layer.prices)
-
-    return ResolvedConfig(
-        backend=chosen_backend,
-        model=resolved["model"],
-        base_url=resolved["base_url"],
-        has_api_key=key is not None,
-        options=merged_options,
-        params=merged_params,
-        on_unsupported=policies["on_unsupported"],  # type: ignore[arg-type]
-        on_truncation=policies["on_truncation"],  # type: ignore[arg-type]
-        profile=profile_name,
-        config_file=file_path,
-        sources=sources,
-        api_key=key,
-        prices=merged_prices,
-    )
+            if value is not None:
+                policies[name] = value
+                sources[name] = layer.where
+    return policies
 
 
 def _azure_fallbacks(

@@ -12,10 +12,16 @@ The hierarchy::
     │   ├── InvalidPromptError          a prompt, example, document or message is built wrongly
     │   └── ChainWiringError            a chain's steps do not fit together (found when built)
     ├── ConfigurationError              connect() cannot build a backend from what it was given
+    │   └── PriceError                  a price table entry is malformed
     ├── ParameterError                  a sampling parameter is out of range or unsupported
     ├── ExtractionError                 no answer could be extracted from a reply
     ├── StructuredOutputError           the reply never validated against the output model
     ├── ChainStepError                  a step of a chain failed; keeps the steps before it
+    ├── EvaluationError                 an evaluation cannot run as asked (variant, metric, option)
+    │   ├── DatasetError                a dataset file or row is unusable (names path, line, field)
+    │   ├── OverlapError                a variant's few-shot examples are among the scored items
+    │   └── OptimizeError               an optimisation cannot run as asked
+    │       └── BudgetError             the budget cannot pay for measuring the starting prompt
     └── BackendError                    a model call failed
         ├── AuthenticationError         401/403: the key is missing or wrong
         ├── BadRequestError             other 4xx: the server rejected the request
@@ -28,6 +34,12 @@ The hierarchy::
         ├── MalformedResponseError      the reply is not what the API promises
         ├── ContentFilteredError        the server withheld the output (content filter)
         └── TruncatedError              the reply hit max_tokens and the caller asked for an error
+
+The evaluation and optimisation errors are also importable from
+:mod:`promptkit.evaluation` and :mod:`promptkit.optimize`, the strategy errors from
+:mod:`promptkit.strategies`; all of them are defined here. Warnings
+(``UnsupportedParameterWarning``, ``CacheWarning``) are not errors and live with the code
+that issues them.
 
 Every message says what went wrong and what to do about it. No message, repr or
 attribute of these errors contains an API key.
@@ -59,6 +71,7 @@ __all__ = [
     "MalformedResponseError",
     "MissingVariablesError",
     "ParameterError",
+    "PriceError",
     "PromptError",
     "PromptkitError",
     "RateLimitError",
@@ -68,6 +81,11 @@ __all__ = [
     "TruncatedError",
     "InvalidPromptError",
     "UnexpectedVariablesError",
+    "BudgetError",
+    "DatasetError",
+    "EvaluationError",
+    "OptimizeError",
+    "OverlapError",
 ]
 
 
@@ -164,6 +182,10 @@ class InvalidPromptError(PromptError, ValueError):
 
 class ConfigurationError(PromptkitError):
     """``connect()`` or a backend was configured in a way that cannot work."""
+
+
+class PriceError(ConfigurationError, ValueError):
+    """A price table entry is malformed (it names the entry and the accepted forms)."""
 
 
 class ParameterError(PromptkitError, ValueError):
@@ -358,4 +380,62 @@ class ChainStepError(PromptkitError):
         self.index = index
         self.result = result
         self.error = error
+        super().__init__(message)
+
+
+# --------------------------------------------------------------------------- evaluation
+
+
+class EvaluationError(PromptkitError):
+    """An evaluation cannot run as asked (a variant, a metric or an option is wrong)."""
+
+
+class DatasetError(EvaluationError, ValueError):
+    """A dataset file or row is unusable. ``path``, ``line`` (1-based) and ``field`` say
+    where, when known; the message names them too.
+
+    >>> str(DatasetError("field 'answer' is missing", path="data.jsonl", line=3, field="answer"))
+    "data.jsonl line 3: field 'answer' is missing"
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.path = path
+        self.line = line
+        self.field = field
+        where = " ".join(p for p in (path, f"line {line}" if line is not None else None) if p)
+        super().__init__(f"{where}: {message}" if where else message)
+
+
+class OverlapError(EvaluationError):
+    """A variant's few-shot examples are among the scored items: its accuracy would be
+    inflated by answers it was shown. ``variant`` names it; ``overlaps`` lists
+    ``(example index, item id)`` pairs."""
+
+    def __init__(self, message: str, *, variant: str, overlaps: list[tuple[int, str]]) -> None:
+        self.variant = variant
+        self.overlaps = overlaps
+        super().__init__(message)
+
+
+# --------------------------------------------------------------------------- optimize
+
+
+class OptimizeError(EvaluationError):
+    """An optimisation cannot run as asked (a prompt, a dataset or an option is wrong)."""
+
+
+class BudgetError(OptimizeError):
+    """The budget cannot pay even for measuring the starting prompt on the validation and
+    test items. ``needed`` and ``budget`` say what the estimate was and what was allowed."""
+
+    def __init__(self, message: str, *, needed: str, budget: str) -> None:
+        self.needed = needed
+        self.budget = budget
         super().__init__(message)

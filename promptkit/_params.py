@@ -26,16 +26,45 @@ __all__ = [
     "LONG",
     "LOW_RANDOMNESS",
     "NO_REPETITION",
+    "POLICIES",
     "PRECISE",
     "PRESETS",
     "SAMPLING_FIELDS",
     "SHORT",
     "SamplingParams",
     "UnsupportedPolicy",
+    "check_policy",
     "merge_params",
 ]
 
 UnsupportedPolicy = Literal["error", "warn", "drop"]
+
+#: The settings of each policy option.
+POLICIES: dict[str, tuple[str, ...]] = {
+    "on_unsupported": ("error", "warn", "drop"),
+    "on_truncation": ("ignore", "error"),
+}
+
+
+def check_policy(name: str, value: Any) -> str:
+    """``value`` when it is a setting of the policy ``name`` (``on_unsupported`` or
+    ``on_truncation``), else a :class:`~promptkit.ParameterError` naming the valid ones.
+
+    The one check of these options, wherever they are given (:class:`~promptkit.LLM`,
+    :func:`~promptkit.connect` and its configuration files, the batch-file export).
+
+    >>> check_policy("on_unsupported", "drop")
+    'drop'
+    >>> check_policy("on_unsupported", "loud")
+    Traceback (most recent call last):
+    promptkit._errors.ParameterError: on_unsupported='loud': expected 'error', 'warn' or 'drop'.
+    """
+    valid = POLICIES[name]
+    if not isinstance(value, str) or value not in valid:
+        expected = ", ".join(repr(v) for v in valid[:-1]) + f" or {valid[-1]!r}"
+        raise ParameterError(f"{name}={value!r}: expected {expected}.")
+    return value
+
 
 _RANGES: dict[str, str] = {
     "temperature": "0.0 to 2.0",

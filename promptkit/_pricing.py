@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ._errors import ConfigurationError
+from ._errors import PriceError
 
 if TYPE_CHECKING:
     from ._completion import Usage
@@ -76,10 +76,6 @@ class Price:
             + (usage.completion_tokens or 0) * self.output
         )
         return round(total / 1e6, 12)
-
-
-class PriceError(ConfigurationError, ValueError):
-    """A price table entry is malformed (it names the entry and the accepted forms)."""
 
 
 PriceLike = Price | tuple[float, ...] | list[float] | Mapping[str, float]

@@ -34,7 +34,14 @@ from ._errors import (
     UnexpectedVariablesError,
 )
 
-__all__ = ["Template", "check_variables", "compile_template", "environment"]
+__all__ = [
+    "Compiled",
+    "Template",
+    "check_variables",
+    "compile_template",
+    "environment",
+    "render_compiled",
+]
 
 #: Largest string or list a template may build with ``*``, and the largest power with ``**``.
 MAX_BUILT_SIZE = 1_000_000
@@ -85,7 +92,10 @@ def environment() -> jinja2.Environment:
 _TRIVIAL = re.compile(r"\{\{-?\s*([A-Za-z_][A-Za-z0-9_]*)\s*-?\}\}")
 
 
-class _Compiled:
+class Compiled:
+    """A compiled template: its ``source``, the jinja2 ``template`` and the
+    ``variables`` it uses (built by :func:`compile_template`, cached)."""
+
     __slots__ = ("source", "template", "trivial", "variables")
 
     def __init__(self, source: str, template: jinja2.Template, variables: frozenset[str]) -> None:
@@ -103,8 +113,12 @@ class _Compiled:
         return (compile_template, (self.source,))
 
 
+#: The former private name, kept while the prompt modules still import it.
+_Compiled = Compiled
+
+
 @functools.lru_cache(maxsize=2048)
-def compile_template(source: str, name: str = "<template>") -> _Compiled:
+def compile_template(source: str, name: str = "<template>") -> Compiled:
     """Parse and compile ``source`` once; later calls with the same text hit the cache."""
     env = environment()
     try:
@@ -116,10 +130,10 @@ def compile_template(source: str, name: str = "<template>") -> _Compiled:
             f"{name}: template syntax error on line {exc.lineno}: {exc.message}. Fix the "
             "template; to show jinja2 syntax literally, wrap it in {% raw %}...{% endraw %}."
         ) from None
-    return _Compiled(source, template, variables)
+    return Compiled(source, template, variables)
 
 
-def render_compiled(compiled: _Compiled, context: Mapping[str, Any], *, name: str) -> str:
+def render_compiled(compiled: Compiled, context: Mapping[str, Any], *, name: str) -> str:
     """Render with promptkit's errors in place of jinja2's."""
     if compiled.trivial is not None:
         value = context.get(compiled.trivial)

@@ -708,3 +708,31 @@ def test_resolved_config_build_and_describe() -> None:
     assert "recording" in text and "timeout" in text and "temperature" in text
     llm = cfg.build()
     assert llm.model == "m"
+
+
+def test_policies_are_checked_by_one_function(clean_env: Path) -> None:
+    """on_unsupported / on_truncation: one check (promptkit._params.check_policy), one
+    message, wherever the value is given."""
+    import re
+
+    import promptkit as pk
+    from promptkit._errors import ParameterError
+    from promptkit._params import check_policy
+
+    expected = "on_unsupported='loud': expected 'error', 'warn' or 'drop'."
+    with pytest.raises(ParameterError, match=re.escape(expected)):
+        check_policy("on_unsupported", "loud")
+    with pytest.raises(ConfigurationError, match=re.escape("argument: " + expected)):
+        resolve_config("fake", on_unsupported="loud")  # type: ignore[arg-type]
+    write(clean_env / "promptkit.toml", 'on_truncation = "never"\n')
+    never = "on_truncation='never': expected 'ignore' or 'error'."
+    with pytest.raises(ConfigurationError, match=re.escape(never)):
+        resolve_config()
+    with pytest.raises(ConfigurationError, match=re.escape(expected)):
+        pk.export_openai_batch(
+            pk.ZeroShot(instruction="x"),
+            [],
+            clean_env / "b.jsonl",
+            model="m",
+            on_unsupported="loud",  # type: ignore[arg-type]
+        )

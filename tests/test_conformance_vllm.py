@@ -17,7 +17,7 @@ import pytest
 import respx
 
 import promptkit as pk
-import promptkit.batchfiles
+import promptkit.batch.files
 from promptkit._errors import ConfigurationError, ParameterError
 from promptkit.backends._base import LLM
 from promptkit.backends.vllm import VLLMBackend
@@ -195,7 +195,7 @@ def test_vllm_batch_for_completions_endpoint_is_refused(tmp_path: Path) -> None:
 
 
 def test_batch_docs_use_vllm_run_batch() -> None:
-    doc = promptkit.batchfiles.__doc__ or ""
+    doc = promptkit.batch.files.__doc__ or ""
     assert "vllm run-batch" in doc
     assert "vllm.entrypoints.openai.run_batch" not in doc
 

@@ -20,7 +20,9 @@ from promptkit import LLM, FakeBackend, SamplingParams
 from promptkit._cache import Cache
 from promptkit._progress import Progress
 from promptkit.backends._base import Request
-from promptkit.runner import BatchResult, _ResultsFile, _TokenBucket, arun_batch, run_batch
+from promptkit.batch import BatchResult, arun_batch, run_batch
+from promptkit.batch._journal import _ResultsFile
+from promptkit.batch._limits import TokenBucket as _TokenBucket
 
 PROMPT = pk.ZeroShot(instruction="Echo.")
 

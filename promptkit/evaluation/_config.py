@@ -71,7 +71,7 @@ from ..strategies import extract as _extract
 from ._dataset import Dataset, Split
 from ._errors import DatasetError
 from ._report import EvalReport
-from ._run import Price, Variant, _price, evaluate
+from ._run import Price, Variant, as_price, evaluate
 from .metrics import Metric, as_metric, contains, custom, exact_match, judge, numeric, regex
 
 if TYPE_CHECKING:
@@ -177,9 +177,9 @@ class _PendingJudge(Metric):
             raise ConfigurationError(f"{self.where}.backend: expected a name or a table.")
         prompt: PromptBase | None = None
         if "prompt" in spec:
-            prompt = load_prompt(_path(self.base, spec.pop("prompt"), f"{self.where}.prompt"))
+            prompt = load_prompt(as_path(self.base, spec.pop("prompt"), f"{self.where}.prompt"))
         scale = spec.pop("scale", None)
-        params = _params(spec.pop("params", None), f"{self.where}.params")
+        params = as_params(spec.pop("params", None), f"{self.where}.params")
         if spec:
             raise ConfigurationError(f"{path}: {self.where}: unknown key(s) {sorted(spec)}.")
         if scale is not None:
@@ -195,12 +195,12 @@ class _PendingJudge(Metric):
 # --------------------------------------------------------------------------- reading
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_file(path: Path) -> dict[str, Any]:
     suffix = path.suffix.lower()
     if suffix == ".toml":
-        from .._config import _load_toml
+        from .._config import load_toml
 
-        return _load_toml(path)
+        return load_toml(path)
     if suffix in (".yaml", ".yml"):
         import yaml
 
@@ -218,23 +218,23 @@ def _read(path: Path) -> dict[str, Any]:
     )
 
 
-def _path(base: Path, value: Any, where: str) -> Path:
+def as_path(base: Path, value: Any, where: str) -> Path:
     if not isinstance(value, str) or not value:
         raise ConfigurationError(f"{where}: expected a path, got {value!r}.")
     p = Path(os.path.expanduser(value))
     return p if p.is_absolute() else base / p
 
 
-def _table(value: Any, where: str) -> dict[str, Any]:
+def as_table(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigurationError(f"{where}: expected a table, got {type(value).__name__}.")
     return {str(k): v for k, v in value.items()}
 
 
-def _params(value: Any, where: str) -> SamplingParams | None:
+def as_params(value: Any, where: str) -> SamplingParams | None:
     if value is None:
         return None
-    table = _table(value, where)
+    table = as_table(value, where)
     preset_name = table.pop("preset", None)
     base: SamplingParams | None = None
     if preset_name is not None:
@@ -250,8 +250,8 @@ def _params(value: Any, where: str) -> SamplingParams | None:
     return own if base is None else base.merge(own)
 
 
-def _strings(value: Any, where: str) -> dict[str, str]:
-    table = _table(value, where)
+def as_strings(value: Any, where: str) -> dict[str, str]:
+    table = as_table(value, where)
     for k, v in table.items():
         if not isinstance(v, str):
             raise ConfigurationError(f"{where}.{k}: expected a field name, got {v!r}.")
@@ -279,7 +279,7 @@ def _function(spec: Any, where: str, base: Path) -> Callable[..., Any]:
     return fn
 
 
-def _metric(value: Any, base: Path) -> Metric:
+def parse_metric(value: Any, base: Path) -> Metric:
     if value is None:
         return exact_match()
     if isinstance(value, str):
@@ -289,7 +289,7 @@ def _metric(value: Any, base: Path) -> Metric:
             return as_metric(value)
         except PromptkitError as exc:
             raise ConfigurationError(f"metric: {exc}") from None
-    spec = _table(value, "metric")
+    spec = as_table(value, "metric")
     kind = spec.pop("type", None)
     try:
         if kind == "exact_match":
@@ -321,7 +321,7 @@ def _metric(value: Any, base: Path) -> Metric:
     return metric
 
 
-def _extractor(spec: Any, prompt: Any, where: str) -> Callable[[str], Any] | None:
+def parse_extractor(spec: Any, prompt: Any, where: str) -> Callable[[str], Any] | None:
     if spec is None:
         return None
     if not isinstance(spec, str):
@@ -379,8 +379,8 @@ def _variant(
     from .._files import load_prompt, prompt_from_dict
 
     where = f"variants.{name}"
-    spec = _table(value, where)
-    own_inputs = _strings(spec["inputs"], f"{where}.inputs") if "inputs" in spec else None
+    spec = as_table(value, where)
+    own_inputs = as_strings(spec["inputs"], f"{where}.inputs") if "inputs" in spec else None
     prompt_data = {k: v for k, v in spec.items() if k not in _EVAL_KEYS}
     examples = _train_examples(spec, where, split, own_inputs if own_inputs is not None else inputs)
     prompt: PromptBase
@@ -391,7 +391,7 @@ def _variant(
                     f"{where}: give a prompt `file` or a `technique` with its fields, not both "
                     f"(found {sorted(prompt_data)})."
                 )
-            prompt = load_prompt(_path(base, spec["file"], f"{where}.file"))
+            prompt = load_prompt(as_path(base, spec["file"], f"{where}.file"))
             if examples is not None:
                 if not isinstance(prompt, Prompt):
                     raise ConfigurationError(
@@ -421,16 +421,16 @@ def _variant(
     if sc is not None:
         from ..strategies import SelfConsistency
 
-        options = _table(sc, f"{where}.self_consistency")
+        options = as_table(sc, f"{where}.self_consistency")
         try:
             target = SelfConsistency(prompt, **options)
         except (TypeError, PromptkitError) as exc:
             raise ConfigurationError(f"{where}.self_consistency: {exc}") from None
     return Variant(
         target,
-        extract=_extractor(spec.get("extract"), target, f"{where}.extract"),
+        extract=parse_extractor(spec.get("extract"), target, f"{where}.extract"),
         inputs=own_inputs,
-        params=_params(spec.get("params"), f"{where}.params"),
+        params=as_params(spec.get("params"), f"{where}.params"),
     )
 
 
@@ -439,7 +439,7 @@ def load_config(path: str | os.PathLike[str]) -> EvalConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigurationError(f"{p}: no such evaluation config file.")
-    data = _read(p)
+    data = read_file(p)
     base = p.resolve().parent
     try:
         return _build(data, p, base)
@@ -464,11 +464,11 @@ def _build(data: dict[str, Any], p: Path, base: Path) -> EvalConfig:
         raise ConfigurationError('`dataset = "path/to/data.jsonl"` is missing.')
     expected = str(data.get("expected", "expected"))
     dataset = Dataset.load(
-        _path(base, data["dataset"], "dataset"), expected=expected, id=str(data.get("id", "id"))
+        as_path(base, data["dataset"], "dataset"), expected=expected, id=str(data.get("id", "id"))
     )
     split: Split | None = None
     if data.get("split") is not None:
-        spec = _table(data["split"], "split")
+        spec = as_table(data["split"], "split")
         extra = sorted(set(spec) - {"holdout", "seed"})
         if extra:
             raise ConfigurationError(f"split: unknown key(s) {extra}; it takes holdout and seed.")
@@ -479,26 +479,26 @@ def _build(data: dict[str, Any], p: Path, base: Path) -> EvalConfig:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError(f"limit: expected a whole number >= 1, got {limit!r}.")
         scored = scored[:limit]
-    inputs = _strings(data["inputs"], "inputs") if "inputs" in data else None
-    raw_variants = _table(data.get("variants"), "variants") if "variants" in data else {}
+    inputs = as_strings(data["inputs"], "inputs") if "inputs" in data else None
+    raw_variants = as_table(data.get("variants"), "variants") if "variants" in data else {}
     if not raw_variants:
         raise ConfigurationError("no [variants.NAME] tables: give at least one variant.")
     variants = {
         name: _variant(name, value, base, split, inputs) for name, value in raw_variants.items()
     }
     backends: dict[str, Any] = {}
-    for name, spec in _table(data.get("backends", {}), "backends").items():
+    for name, spec in as_table(data.get("backends", {}), "backends").items():
         if isinstance(spec, str):
             backends[name] = spec
         else:
-            table = _table(spec, f"backends.{name}")
+            table = as_table(spec, f"backends.{name}")
             if "params" in table:
-                table["params"] = _params(table["params"], f"backends.{name}.params")
+                table["params"] = as_params(table["params"], f"backends.{name}.params")
             backends[name] = table
-    prices = {k: _price(k, v) for k, v in _table(data.get("prices", {}), "prices").items()}
+    prices = {k: as_price(k, v) for k, v in as_table(data.get("prices", {}), "prices").items()}
     outputs = {
-        k: _path(base, v, f"outputs.{k}")
-        for k, v in _table(data.get("outputs", {}), "outputs").items()
+        k: as_path(base, v, f"outputs.{k}")
+        for k, v in as_table(data.get("outputs", {}), "outputs").items()
     }
     extra = sorted(set(outputs) - {"json", "html", "png"})
     if extra:
@@ -512,13 +512,13 @@ def _build(data: dict[str, Any], p: Path, base: Path) -> EvalConfig:
         split=split,
         variants=variants,
         backends=backends,
-        metric=_metric(data.get("metric"), base),
+        metric=parse_metric(data.get("metric"), base),
         inputs=inputs,
-        params=_params(data.get("params"), "params"),
+        params=as_params(data.get("params"), "params"),
         concurrency=concurrency,
         confidence=float(data.get("confidence", 0.95)),
         prices=prices,
-        out=_path(base, data["out"], "out") if data.get("out") else None,
+        out=as_path(base, data["out"], "out") if data.get("out") else None,
         allow_overlap=bool(data.get("allow_overlap", False)),
         retry_failed=bool(data.get("retry_failed", False)),
         outputs=outputs,

@@ -558,7 +558,7 @@ class EvalReport(Sequence[VariantResult]):
 
 # --------------------------------------------------------------------------- HTML
 
-_CSS = """
+REPORT_CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2rem auto;
        max-width: 72rem; padding: 0 1rem; color: #1d2433; }
 h1 { font-size: 1.4rem; } h2 { font-size: 1.1rem; margin-top: 2rem; }
@@ -576,7 +576,7 @@ table.summary th, table.summary td { white-space: nowrap; }
 """
 
 
-def _e(value: Any) -> str:
+def escape(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
@@ -590,15 +590,15 @@ def _cell_value(value: Any) -> str:
 
 def _html(report: EvalReport) -> str:
     header, rows = report.rows()
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
+    head = "".join(f"<th>{escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>promptkit evaluation: {_e(report.dataset)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>Evaluation on {_e(report.dataset)}</h1>",
-        f'<p class="note">{_e(report.footer())}</p>',
+        f"<title>promptkit evaluation: {escape(report.dataset)}</title>",
+        f"<style>{REPORT_CSS}</style></head><body>",
+        f"<h1>Evaluation on {escape(report.dataset)}</h1>",
+        f'<p class="note">{escape(report.footer())}</p>',
         f'<div class="scroll"><table class="summary"><thead><tr>{head}</tr></thead>'
         f"<tbody>{body}</tbody></table></div>",
         f"<figure>{report.svg()}</figure>",
@@ -612,20 +612,20 @@ def _html(report: EvalReport) -> str:
         for item in r.items:
             cls = "right" if item.correct else "wrong"
             cells = [
-                f"<td>{_e(item.id)}</td>",
-                f'<td class="text">{_e(_cell_value(item.expected))}</td>',
-                f'<td class="text">{_e(_cell_value(item.prediction))}</td>',
+                f"<td>{escape(item.id)}</td>",
+                f'<td class="text">{escape(_cell_value(item.expected))}</td>',
+                f'<td class="text">{escape(_cell_value(item.prediction))}</td>',
                 f'<td class="score">{item.score:g}</td>',
-                f'<td class="text">{_e(item.error)}</td>',
-                f'<td class="text"><pre>{_e(item.text)}</pre></td>',
+                f'<td class="text">{escape(item.error)}</td>',
+                f'<td class="text"><pre>{escape(item.text)}</pre></td>',
             ]
             if judged:
-                cells.append(f'<td class="text"><pre>{_e(item.judge_text)}</pre></td>')
+                cells.append(f'<td class="text"><pre>{escape(item.judge_text)}</pre></td>')
             trs.append(f'<tr class="{cls}">' + "".join(cells) + "</tr>")
         summary = f"{report.label(r)}: {fmt_pct(r.accuracy)} ({r.score:g}/{r.n})"
         parts.append(
-            f'<details><summary>{_e(summary)}</summary><table class="items"><thead><tr>'
-            + "".join(f"<th>{_e(c)}</th>" for c in cols)
+            f'<details><summary>{escape(summary)}</summary><table class="items"><thead><tr>'
+            + "".join(f"<th>{escape(c)}</th>" for c in cols)
             + "</tr></thead><tbody>"
             + "".join(trs)
             + "</tbody></table></details>"

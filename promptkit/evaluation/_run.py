@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._completion import Completion, Usage
-from .._errors import ConfigurationError, PromptkitError
+from .._errors import ConfigurationError, PriceError, PromptkitError
 from .._params import SamplingParams, merge_params
-from .._pricing import LOCAL_BACKENDS, Price, PriceError, PriceLike, as_price, price_for
+from .._pricing import LOCAL_BACKENDS, Price, PriceLike, price_for
+from .._pricing import as_price as _as_price
 from .._progress import Progress
 from .._prompt import Example, PromptBase
 from .._telemetry import span
@@ -111,10 +112,10 @@ def _prompts_in(obj: Any, depth: int) -> list[PromptBase]:
     return list({id(p): p for p in out}.values())
 
 
-def _price(key: str, value: PriceLike) -> Price:
+def as_price(key: str, value: PriceLike) -> Price:
     """One entry of evaluate()'s price table (an :class:`EvaluationError` when malformed)."""
     try:
-        return as_price(key, value)
+        return _as_price(key, value)
     except PriceError as exc:
         raise EvaluationError(str(exc)) from None
 
@@ -297,7 +298,7 @@ async def _run_prompt(
     name: str, variant: Variant, llm: LLM, variables: list[dict[str, Any]], out: Path | None,
     opts: _Options,
 ) -> list[_Raw]:  # fmt: skip
-    from ..runner import arun_batch
+    from ..batch import arun_batch
 
     extractor = variant.extractor()
     batch = await arun_batch(
@@ -419,7 +420,7 @@ async def _judge(
     judge: Judge, llm: LLM, records: Dataset, raws: list[_Raw], out: Path | None,
     opts: _Options,
 ) -> _Judged:  # fmt: skip
-    from ..runner import arun_batch
+    from ..batch import arun_batch
 
     judged = _Judged([0.0] * len(raws), [None] * len(raws))
     todo = [i for i, r in enumerate(raws) if r.prediction is not None]
@@ -598,7 +599,7 @@ async def aevaluate(
         raise EvaluationError(f"concurrency={concurrency!r}: expected a whole number >= 1.")
     if not (isinstance(confidence, float) and 0.0 < confidence < 1.0):
         raise EvaluationError(f"confidence={confidence!r}: expected a fraction such as 0.95.")
-    table = {str(k): _price(str(k), v) for k, v in (prices or {}).items()}
+    table = {str(k): as_price(str(k), v) for k, v in (prices or {}).items()}
     prepared = {
         name: [_variables(name, v, rec, inputs) for rec in data] for name, v in plan.items()
     }
@@ -700,7 +701,7 @@ def evaluate(
         to_close.append(metric.llm)
 
     async def main() -> EvalReport:
-        from ..runner import _close_async_client
+        from ..batch._api import close_async_client
 
         try:
             return await aevaluate(
@@ -721,6 +722,6 @@ def evaluate(
             )
         finally:
             for each in to_close:
-                await _close_async_client(each)
+                await close_async_client(each)
 
     return asyncio.run(main())

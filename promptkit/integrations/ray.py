@@ -48,7 +48,7 @@ on an id column).
 
 CLUSTER-WIDE RATE LIMITS. ``rpm`` and ``tpm`` are shared by every actor of the job, on
 every node: they are held by one named Ray actor (no CPU reserved) with the batch
-runner's token buckets (:mod:`promptkit.runner`), and each request takes its share from
+runner's token buckets (:mod:`promptkit.batch`), and each request takes its share from
 it before it is sent (one small Ray call). A cache hit takes nothing; the tokens are
 estimated as the runner does and reconciled with the reported usage. A request that
 still gets a 429 after the backend's own retries is reported to that actor, which sets
@@ -111,8 +111,8 @@ from ..backends._base import LLM, Request
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from ..batch._limits import AdaptiveLimiter, TokenBucket
     from ..evaluation import Price
-    from ..runner import _Limiter, _TokenBucket
 
 __all__ = ["RayPrompt"]
 
@@ -188,7 +188,7 @@ class RayPrompt:
         max_attempts: int = 3,
     ) -> None:
         from .._prompt import PromptBase
-        from ..runner import _check_options
+        from ..batch._api import check_options
 
         if isinstance(backend, LLM) or isinstance(target, LLM):
             raise ConfigurationError(
@@ -207,7 +207,7 @@ class RayPrompt:
                 "output= parses a prompt's reply; a strategy returns its own result. Give "
                 "output= to a prompt, or build the strategy with its output model."
             )
-        _check_options(target if self.is_prompt else _Renderable(), [], concurrency, rpm, tpm,
+        check_options(target if self.is_prompt else _Renderable(), [], concurrency, rpm, tpm,
                        max_rate_limit_retries, 1.0)  # fmt: skip
         kwargs: dict[str, Any]
         if backend is None:
@@ -240,9 +240,9 @@ class RayPrompt:
         self.max_rate_limit_retries = max_rate_limit_retries
         self.price: Price | None = None
         if price is not None:
-            from ..evaluation._run import _price
+            from ..evaluation._run import as_price
 
-            self.price = _price("price", price)
+            self.price = as_price("price", price)
         if cache is not None and not isinstance(cache, str):
             cache = str(cache)
         self.cache = cache
@@ -368,11 +368,11 @@ class _ClusterLimits:
     """The Ray actor holding a job's rate limits and its 429 pause (an asyncio actor)."""
 
     def __init__(self, rpm: float | None, tpm: float | None) -> None:
-        from ..runner import _RealClock, _TokenBucket
+        from ..batch._limits import RealClock, TokenBucket
 
-        clock = _RealClock()
-        self.rpm: _TokenBucket | None = _TokenBucket(rpm, clock) if rpm else None
-        self.tpm: _TokenBucket | None = _TokenBucket(tpm, clock) if tpm else None
+        clock = RealClock()
+        self.rpm: TokenBucket | None = TokenBucket(rpm, clock) if rpm else None
+        self.tpm: TokenBucket | None = TokenBucket(tpm, clock) if tpm else None
         self.pause_until = 0.0
         self.cooldown_until = 0.0
         self.consecutive = 0
@@ -407,17 +407,17 @@ class _ClusterLimits:
 
     async def rate_limited(self, retry_after: float | None) -> tuple[float, int]:
         """A 429 came back: pause every actor (the runner's rule)."""
-        from ..runner import _MAX_BACKOFF
+        from ..batch._limits import MAX_BACKOFF
 
         now = time.monotonic()
-        if now > self.pause_until + _MAX_BACKOFF:
+        if now > self.pause_until + MAX_BACKOFF:
             self.consecutive = 0  # a new congestion episode
         self.consecutive += 1
         self.rate_limited_count += 1
         if retry_after is not None and math.isfinite(retry_after) and retry_after >= 0:
             delay = float(retry_after)
         else:
-            delay = min(_MAX_BACKOFF, 2.0 ** (self.consecutive - 1))
+            delay = min(MAX_BACKOFF, 2.0 ** (self.consecutive - 1))
             delay *= 1.0 + 0.1 * random.random()
         self.pause_until = max(self.pause_until, now + delay)
         if now >= self.cooldown_until:  # one slow-down per congestion episode
@@ -449,10 +449,10 @@ class _Gate:
     """An actor's side of the limits: adaptive in-flight limit, and the shared actor."""
 
     def __init__(self, limits: Any, concurrency: int, *, limited: bool, tpm: bool) -> None:
-        from ..runner import _Limiter
+        from ..batch._limits import AdaptiveLimiter
 
         self.limits = limits
-        self.limiter: _Limiter = _Limiter(concurrency)
+        self.limiter: AdaptiveLimiter = AdaptiveLimiter(concurrency)
         self.limited = limited
         self.tpm = tpm
         self.pause_until = 0.0
@@ -502,7 +502,7 @@ class _GatedLLM(LLM):
     max_rate_limit_retries: int
 
     async def _acall(self, req: Request) -> Completion:
-        from ..runner import _MAX_RETRY_AFTER, _is_quota
+        from ..batch._limits import MAX_RETRY_AFTER, is_quota
 
         row = _ROW.get()
         if self.cache is not None:
@@ -521,8 +521,8 @@ class _GatedLLM(LLM):
             except RateLimitError as exc:
                 gate.limiter.release()
                 after = exc.retry_after
-                too_long = isinstance(after, (int, float)) and after > _MAX_RETRY_AFTER
-                if _is_quota(exc) or too_long or tries >= self.max_rate_limit_retries:
+                too_long = isinstance(after, (int, float)) and after > MAX_RETRY_AFTER
+                if is_quota(exc) or too_long or tries >= self.max_rate_limit_retries:
                     raise
                 tries += 1
                 wait = float(after) if isinstance(after, (int, float)) else None

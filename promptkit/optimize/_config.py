@@ -49,7 +49,7 @@ from .._errors import ConfigurationError, PromptkitError
 from .._prompt import Prompt
 from ..evaluation import _config as _eval_config
 from ..evaluation._dataset import Dataset
-from ..evaluation._run import _price
+from ..evaluation._run import as_price
 from ._report import Budget, OptimizeReport
 from ._search import TECHNIQUES, optimize
 
@@ -117,7 +117,7 @@ def load_config(path: str | os.PathLike[str]) -> OptimizeConfig:
     p = Path(path)
     if not p.is_file():
         raise ConfigurationError(f"{p}: no such optimisation config file.")
-    data = _eval_config._read(p)
+    data = _eval_config.read_file(p)
     try:
         return _build(data, p, p.resolve().parent)
     except ConfigurationError as exc:
@@ -143,16 +143,16 @@ def _build(data: dict[str, Any], p: Path, base: Path) -> OptimizeConfig:
         if key not in data:
             raise ConfigurationError(f"`{key} = ...` is missing.")
     dataset = Dataset.load(
-        _eval_config._path(base, data["dataset"], "dataset"),
+        _eval_config.as_path(base, data["dataset"], "dataset"),
         expected=str(data.get("expected", "expected")),
         id=str(data.get("id", "id")),
     )
     spec = data["prompt"]
     try:
         if isinstance(spec, str):
-            prompt = load_prompt(_eval_config._path(base, spec, "prompt"))
+            prompt = load_prompt(_eval_config.as_path(base, spec, "prompt"))
         else:
-            prompt = prompt_from_dict(_eval_config._table(spec, "prompt"), where="prompt")
+            prompt = prompt_from_dict(_eval_config.as_table(spec, "prompt"), where="prompt")
     except (PromptkitError, ValueError) as exc:
         if isinstance(exc, ConfigurationError):
             raise
@@ -163,19 +163,19 @@ def _build(data: dict[str, Any], p: Path, base: Path) -> OptimizeConfig:
         )
     opts: dict[str, Any] = {"verbose": True}
     if "inputs" in data:
-        opts["inputs"] = _eval_config._strings(data["inputs"], "inputs")
+        opts["inputs"] = _eval_config.as_strings(data["inputs"], "inputs")
     if "metric" in data:
-        opts["metric"] = _eval_config._metric(data["metric"], base)
+        opts["metric"] = _eval_config.parse_metric(data["metric"], base)
     if "params" in data:
-        opts["params"] = _eval_config._params(data["params"], "params")
+        opts["params"] = _eval_config.as_params(data["params"], "params")
     if "extract" in data:
-        opts["extract"] = _eval_config._extractor(data["extract"], prompt, "extract")
+        opts["extract"] = _eval_config.parse_extractor(data["extract"], prompt, "extract")
     if "prices" in data:
         opts["prices"] = {
-            k: _price(k, v) for k, v in _eval_config._table(data["prices"], "prices").items()
+            k: as_price(k, v) for k, v in _eval_config.as_table(data["prices"], "prices").items()
         }
     if data.get("out"):
-        opts["out"] = _eval_config._path(base, data["out"], "out")
+        opts["out"] = _eval_config.as_path(base, data["out"], "out")
     for key, low in (("proposals", 0), ("max_examples", 1), ("subsets", 0), ("finalists", 1),
                      ("concurrency", 1), ("seed", 0), ("self_consistency", 2)):  # fmt: skip
         if key in data:
@@ -197,13 +197,13 @@ def _build(data: dict[str, Any], p: Path, base: Path) -> OptimizeConfig:
     if "confidence" in data:
         opts["confidence"] = float(data["confidence"])
     if "holdout" in data:
-        h = _eval_config._table(data["holdout"], "holdout")
+        h = _eval_config.as_table(data["holdout"], "holdout")
         extra = sorted(set(h) - {"validation", "test"})
         if extra:
             raise ConfigurationError(f"holdout: unknown key(s) {extra}; it takes validation, test.")
         opts["holdout"] = (float(h.get("validation", 0.3)), float(h.get("test", 0.3)))
     if "budget" in data:
-        b = _eval_config._table(data["budget"], "budget")
+        b = _eval_config.as_table(data["budget"], "budget")
         extra = sorted(set(b) - {"calls", "tokens", "usd"})
         if extra:
             raise ConfigurationError(
@@ -214,8 +214,8 @@ def _build(data: dict[str, Any], p: Path, base: Path) -> OptimizeConfig:
         except PromptkitError as exc:
             raise ConfigurationError(f"budget: {exc}") from None
     outputs = {
-        k: _eval_config._path(base, v, f"outputs.{k}")
-        for k, v in _eval_config._table(data.get("outputs", {}), "outputs").items()
+        k: _eval_config.as_path(base, v, f"outputs.{k}")
+        for k, v in _eval_config.as_table(data.get("outputs", {}), "outputs").items()
     }
     extra = sorted(set(outputs) - {"prompt", "json", "html"})
     if extra:

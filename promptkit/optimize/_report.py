@@ -418,12 +418,12 @@ class OptimizeReport:
 
     def to_html(self) -> str:
         """A self-contained HTML page in the style of the evaluation report."""
-        from ..evaluation._report import _CSS, _e
+        from ..evaluation._report import REPORT_CSS, escape
 
         header, rows = self.rows()
-        head = "".join(f"<th>{_e(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in rows)
-        summary = "".join(f"<li>{_e(line)}</li>" for line in self.summary())
+        head = "".join(f"<th>{escape(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in r) + "</tr>" for r in rows)
+        summary = "".join(f"<li>{escape(line)}</li>" for line in self.summary())
         prompts = []
         from .._files import prompt_to_dict
 
@@ -431,21 +431,21 @@ class OptimizeReport:
             data = json.dumps(prompt_to_dict(c.prompt), indent=2, ensure_ascii=False)
             changes = "; ".join(c.changes) or "the starting prompt"
             prompts.append(
-                f"<details><summary>{_e(c.name)}: {_e(changes)}</summary>"
-                f'<table class="items"><tbody><tr><td class="text"><pre>{_e(data)}</pre>'
+                f"<details><summary>{escape(c.name)}: {escape(changes)}</summary>"
+                f'<table class="items"><tbody><tr><td class="text"><pre>{escape(data)}</pre>'
                 "</td></tr></tbody></table></details>"
             )
         parts = [
             "<!DOCTYPE html>",
             '<html lang="en"><head><meta charset="utf-8">',
-            f"<title>promptkit optimisation: {_e(self.dataset)}</title>",
-            f"<style>{_CSS}</style></head><body>",
-            f"<h1>Prompt optimisation on {_e(self.dataset)}</h1>",
+            f"<title>promptkit optimisation: {escape(self.dataset)}</title>",
+            f"<style>{REPORT_CSS}</style></head><body>",
+            f"<h1>Prompt optimisation on {escape(self.dataset)}</h1>",
             f'<ul class="note">{summary}</ul>',
             f'<div class="scroll"><table class="summary"><thead><tr>{head}</tr></thead>'
             f"<tbody>{body}</tbody></table></div>",
             "<h2>Changes against the starting prompt</h2>",
-            f'<table class="items"><tbody><tr><td class="text"><pre>{_e(self.diff())}</pre>'
+            f'<table class="items"><tbody><tr><td class="text"><pre>{escape(self.diff())}</pre>'
             "</td></tr></tbody></table>",
             "<h2>Candidates</h2>",
             *prompts,

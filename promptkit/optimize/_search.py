@@ -26,8 +26,8 @@ from ..evaluation._dataset import Dataset, Record
 from ..evaluation._report import ItemResult, VariantResult
 from ..evaluation._run import (
     Variant,
-    _price,
     aevaluate,
+    as_price,
     check_overlap,
 )
 from ..evaluation.metrics import Metric, as_metric
@@ -450,7 +450,7 @@ async def aoptimize(
     check_overlap("start", start_variant, data, [_values(prompt, r, inputs) for r in data])
     pool, dev, val, test = _splits(data, holdout, seed)
     label = str(llm.model or llm.backend.name)
-    table = {str(k): _price(str(k), v) for k, v in (prices or {}).items()}
+    table = {str(k): as_price(str(k), v) for k, v in (prices or {}).items()}
     price = table.get(label) or table.get(llm.backend.name)
     if price is None and llm.backend.name in LOCAL_BACKENDS:
         price = Price(0.0, 0.0)
@@ -863,13 +863,13 @@ def optimize(
     }
 
     async def main() -> OptimizeReport:
-        from ..runner import _close_async_client
+        from ..batch._api import close_async_client
 
         try:
             return await aoptimize(prompt, dataset, llm, **options)
         finally:
             for each in (llm, proposer):
                 if each is not None:
-                    await _close_async_client(each)
+                    await close_async_client(each)
 
     return asyncio.run(main())

@@ -15,7 +15,7 @@ from .._errors import ConfigurationError, ParameterError, PromptError
 from .._messages import Message, StrictModel, fast_message
 from .._params import SAMPLING_FIELDS, SamplingParams
 from .._prompt import PromptBase
-from .._render import _Compiled, compile_template, environment, render_compiled
+from .._render import Compiled, compile_template, environment, render_compiled
 from . import _mustache
 from ._format import (
     FileRefs,
@@ -206,7 +206,7 @@ class PromptyPrompt(PromptBase):
     base_dir: Path | None = Field(default=None, exclude=True)
     root: Path | None = Field(default=None, exclude=True)
 
-    _compiled: _Compiled | None = PrivateAttr(default=None)
+    _compiled: Compiled | None = PrivateAttr(default=None)
     _tokens: list[tuple[str, str]] = PrivateAttr(default_factory=list)
 
     @model_validator(mode="before")
