@@ -152,7 +152,7 @@ def test_documented_options_go_into_options(mock: respx.MockRouter) -> None:
         "use_mmap": True,
         "keep_alive": "10m",
         "think": False,
-        "options": {"tfs_z": 1.0, "penalize_newline": False},
+        "options": {"num_batch": 64, "penalize_newline": False},
     }
     done = LLM(ollama()).complete("hi", temperature=0, extra=extra)
     body = body_of(route)
@@ -169,7 +169,7 @@ def test_documented_options_go_into_options(mock: respx.MockRouter) -> None:
         "num_thread": 2,
         "num_gpu": 0,
         "use_mmap": True,
-        "tfs_z": 1.0,
+        "num_batch": 64,
         "penalize_newline": False,
     }
     assert done.params_sent["num_ctx"] == 8192
@@ -219,13 +219,23 @@ def test_unknown_keys_name_the_closest_valid_one(
     assert route.call_count == 0
 
 
+@pytest.mark.parametrize("key", ["tfs_z", "num_gqa"])
+def test_options_ollama_dropped_are_refused_with_the_reason(
+    mock: respx.MockRouter, key: str
+) -> None:
+    route = mock.post("/api/chat").respond(200, json=chat_reply())
+    with pytest.raises(ParameterError, match=rf"'{key}' is no longer supported \(Ollama"):
+        ollama().complete(chat({key: 1.0}))
+    assert route.call_count == 0
+
+
 def test_every_documented_option_has_a_check() -> None:
     documented = {
         "num_keep", "seed", "num_predict", "top_k", "top_p", "min_p", "typical_p",
         "repeat_last_n", "temperature", "repeat_penalty", "presence_penalty",
         "frequency_penalty", "mirostat", "mirostat_tau", "mirostat_eta", "penalize_newline",
         "stop", "numa", "num_ctx", "num_batch", "num_gpu", "main_gpu", "low_vram",
-        "vocab_only", "use_mmap", "use_mlock", "num_thread", "tfs_z", "num_gqa",
+        "vocab_only", "use_mmap", "use_mlock", "num_thread",
     }  # fmt: skip
     assert documented == set(OPTIONS)
 

@@ -17,9 +17,9 @@ from ._http import HTTPBackend, _Failure, dumps, loads
 
 __all__ = ["OllamaBackend"]
 
-#: Model options Ollama documents (``docs/api.md`` "options" and ``docs/modelfile.md``
-#: "valid parameters"): name -> (kind, low, high). ``extra`` keys that are not request
-#: fields must be one of these; they go into ``body["options"]``.
+#: Model options Ollama documents (the "every available option" example of ``docs/api.md``):
+#: name -> (kind, low, high). ``extra`` keys that are not request fields must be one of
+#: these; they go into ``body["options"]``.
 _INT, _FLOAT, _BOOL, _STOP = "a whole number", "a number", "true or false", "a list of strings"
 OPTIONS: dict[str, tuple[str, float | None, float | None]] = {
     # sampling (the first ones are also SamplingParams fields, under Ollama's names)
@@ -39,7 +39,6 @@ OPTIONS: dict[str, tuple[str, float | None, float | None]] = {
     "mirostat": (_INT, 0, 2),
     "mirostat_tau": (_FLOAT, 0, None),
     "mirostat_eta": (_FLOAT, 0, None),
-    "tfs_z": (_FLOAT, 0, None),
     "penalize_newline": (_BOOL, None, None),
     # runner (how the model is loaded)
     "num_ctx": (_INT, 1, None),
@@ -47,12 +46,17 @@ OPTIONS: dict[str, tuple[str, float | None, float | None]] = {
     "num_gpu": (_INT, -1, None),
     "main_gpu": (_INT, 0, None),
     "num_thread": (_INT, 0, None),
-    "num_gqa": (_INT, 1, None),
     "numa": (_BOOL, None, None),
     "low_vram": (_BOOL, None, None),
     "vocab_only": (_BOOL, None, None),
     "use_mmap": (_BOOL, None, None),
     "use_mlock": (_BOOL, None, None),
+}
+
+#: Options Ollama had once and now ignores, logging only "invalid option provided".
+RETIRED = {
+    "tfs_z": "Ollama 0.5.7 removed tail-free sampling",
+    "num_gqa": "Ollama reads the GQA group count from the model file",
 }
 
 #: Request fields at the top of both ``/api/chat`` and ``/api/generate`` bodies.
@@ -134,6 +138,12 @@ def _check_field(key: str, value: Any) -> None:
 def _unknown(key: str) -> ParameterError:
     import difflib
 
+    if key in RETIRED:
+        return ParameterError(
+            f"Ollama option {key!r} is no longer supported ({RETIRED[key]}); the server would "
+            "ignore it. Remove it from extra=."
+        )
+
     known = sorted({*OPTIONS, *TOP_LEVEL, *GENERATE_ONLY})
     close = difflib.get_close_matches(key, known, n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
@@ -191,12 +201,13 @@ class OllamaBackend(HTTPBackend):
       ``shift``;
     - model options Ollama documents go into ``options`` (a mapping under
       ``extra["options"]`` is merged too): ``num_ctx``, ``num_keep``, ``typical_p``,
-      ``repeat_last_n``, ``mirostat``, ``mirostat_tau``, ``mirostat_eta``, ``tfs_z``,
+      ``repeat_last_n``, ``mirostat``, ``mirostat_tau``, ``mirostat_eta``,
       ``penalize_newline``, ``num_batch``, ``num_gpu``, ``main_gpu``, ``num_thread``,
-      ``num_gqa``, ``numa``, ``low_vram``, ``vocab_only``, ``use_mmap``, ``use_mlock``
-      and the sampling options under their Ollama names. Each value is checked (type and
-      range): ``ParameterError`` names the key; an unknown key names the closest valid
-      one. (Recent Ollama releases ignore ``tfs_z``, ``mirostat*`` and ``penalize_newline``.)
+      ``numa``, ``low_vram``, ``vocab_only``, ``use_mmap``, ``use_mlock`` and the sampling
+      options under their Ollama names (the list in Ollama's ``docs/api.md``). Each value
+      is checked (type and range): ``ParameterError`` names the key; an unknown key names
+      the closest valid one; ``tfs_z`` and ``num_gqa``, which Ollama now ignores, are
+      refused with the reason.
     - ``/api/generate``-only fields, which ``/api/chat`` would ignore silently: with
       messages, ``images`` (base64 strings) are attached to the last user message and
       ``system`` becomes a leading system message (an error if there is one already);
