@@ -222,8 +222,8 @@ class OllamaBackend(HTTPBackend):
     Traceback (most recent call last):
     promptkit._errors.ParameterError: Ollama has no ... 'num_ctxx'. Did you mean 'num_ctx'? ...
 
-    ``finish_reason`` is Ollama's ``done_reason``; a final reply without one (Ollama before
-    0.1.33 sent none) gives ``"stop"`` from both ``complete()`` and ``stream()``.
+    ``finish_reason`` is Ollama's ``done_reason``; a final reply without one (older Ollama
+    releases send none) gives ``"stop"`` from both ``complete()`` and ``stream()``.
 
     ``base_url`` is the server root (default ``http://127.0.0.1:11434``), without
     ``/api`` or ``/v1``. Options are those of
