@@ -202,16 +202,19 @@ def test_compare_techniques(capsys: pytest.CaptureFixture[str]) -> None:
     fake = FakeBackend(reply, native_n=False)  # one request per sample, as llama.cpp does
     report = mod.main(LLM(fake))
     assert [(r.variant, r.n, r.accuracy) for r in report] == [
-        ("zero-shot", 6, 0.0),
-        ("few-shot", 6, 1.0),
-        ("chain-of-thought", 6, 1.0),
-        ("self-consistency", 6, 1.0),
+        ("zero-shot", 4, 0.0),
+        ("few-shot", 4, 1.0),
+        ("chain-of-thought", 4, 1.0),
+        ("self-consistency", 4, 1.0),
     ]
     # self-consistency stops early: the first two of three samples agree
-    assert [r.calls for r in report] == [6, 6, 6, 12]
+    assert [r.calls for r in report] == [4, 4, 4, 8]
     out = capsys.readouterr().out
     assert out.splitlines()[0].split()[:2] == ["variant", "accuracy"]
-    assert "Most accurate here: few-shot (100% of 6)." in out  # the cheapest of the ties
+    assert "Most accurate here: few-shot (100% of 4)." in out  # the cheapest of the ties
+    # few items: the script says which intervals overlap the best one (not zero-shot's)
+    assert "overlaps those of chain-of-thought, self-consistency: with 4 items" in out
+    assert "[0.0, 49.0]" in out  # zero-shot's interval, shown as wide as it is
     # the few-shot examples come from the train part and are never scored
     scored = {r.fields["question"] for r in mod.test[: mod.SCORED]}
     train = {r.fields["question"] for r in mod.train}
@@ -221,7 +224,7 @@ def test_compare_techniques(capsys: pytest.CaptureFixture[str]) -> None:
         shown |= {m.content for m in turns if m.role == "user"}
     assert shown and shown <= train and not shown & scored
     sc_params = [r.params for r in fake.requests if r.params.get("temperature") == 0.7]
-    assert len(sc_params) == 12 and all(p["max_tokens"] == 40 for p in sc_params)
+    assert len(sc_params) == 8 and all(p["max_tokens"] == 40 for p in sc_params)
     assert fake.requests[0].params == {"temperature": 0.0, "top_p": 1.0, "max_tokens": 8}
 
 

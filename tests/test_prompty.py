@@ -380,9 +380,10 @@ def test_base_inheritance_and_extends(tmp_path: Path) -> None:
 def test_extends_limits(tmp_path: Path) -> None:
     _write(tmp_path, "b.prompty", H + "{% block x %}B{% endblock %}")
     front = "base: b.prompty\n"
-    with pytest.raises(pk.PromptError, match="super"):
+    with pytest.raises(pk.PromptError, match="base template has no block 'y'"):
         chat(
-            '{% extends "b.prompty" %}{% block x %}{{ super() }}{% endblock %}',
+            '{% extends "b.prompty" %}{% block x %}{% block y %}{{ super() }}{% endblock %}'
+            "{% endblock %}",
             front,
             base_dir=tmp_path,
         )

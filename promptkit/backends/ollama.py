@@ -17,27 +17,148 @@ from ._http import HTTPBackend, _Failure, dumps, loads
 
 __all__ = ["OllamaBackend"]
 
-#: Request fields that sit at the top of the body; any other ``extra`` key is a model
-#: option and goes into ``body["options"]``.
+#: Model options Ollama documents (the "every available option" example of ``docs/api.md``):
+#: name -> (kind, low, high). ``extra`` keys that are not request fields must be one of
+#: these; they go into ``body["options"]``.
+_INT, _FLOAT, _BOOL, _STOP = "a whole number", "a number", "true or false", "a list of strings"
+OPTIONS: dict[str, tuple[str, float | None, float | None]] = {
+    # sampling (the first ones are also SamplingParams fields, under Ollama's names)
+    "temperature": (_FLOAT, 0, None),
+    "top_p": (_FLOAT, 0, 1),
+    "top_k": (_INT, 0, None),
+    "min_p": (_FLOAT, 0, 1),
+    "seed": (_INT, None, None),
+    "stop": (_STOP, None, None),
+    "num_predict": (_INT, -2, None),
+    "repeat_penalty": (_FLOAT, 0, None),
+    "presence_penalty": (_FLOAT, None, None),
+    "frequency_penalty": (_FLOAT, None, None),
+    "num_keep": (_INT, -1, None),
+    "typical_p": (_FLOAT, 0, 1),
+    "repeat_last_n": (_INT, -1, None),
+    "mirostat": (_INT, 0, 2),
+    "mirostat_tau": (_FLOAT, 0, None),
+    "mirostat_eta": (_FLOAT, 0, None),
+    "penalize_newline": (_BOOL, None, None),
+    # runner (how the model is loaded)
+    "num_ctx": (_INT, 1, None),
+    "num_batch": (_INT, 1, None),
+    "num_gpu": (_INT, -1, None),
+    "main_gpu": (_INT, 0, None),
+    "num_thread": (_INT, 0, None),
+    "numa": (_BOOL, None, None),
+    "low_vram": (_BOOL, None, None),
+    "vocab_only": (_BOOL, None, None),
+    "use_mmap": (_BOOL, None, None),
+    "use_mlock": (_BOOL, None, None),
+}
+
+#: Options Ollama had once and now ignores, logging only "invalid option provided".
+RETIRED = {
+    "tfs_z": "Ollama 0.5.7 removed tail-free sampling",
+    "num_gqa": "Ollama reads the GQA group count from the model file",
+}
+
+#: Request fields at the top of both ``/api/chat`` and ``/api/generate`` bodies.
 TOP_LEVEL = frozenset(
-    {
-        "keep_alive",
-        "think",
-        "raw",
-        "format",
-        "system",
-        "template",
-        "context",
-        "images",
-        "suffix",
-        "tools",
-        "stream",
-        "logprobs",
-        "top_logprobs",
-        "truncate",
-        "shift",
-    }
+    {"keep_alive", "think", "format", "tools", "logprobs", "top_logprobs", "truncate", "shift"}
 )
+#: Request fields only ``/api/generate`` reads; ``/api/chat`` ignores them without a word.
+GENERATE_ONLY = frozenset({"images", "system", "template", "suffix", "context", "raw"})
+
+
+def _check_option(key: str, value: Any) -> None:
+    """Raise ParameterError unless ``value`` suits the Ollama model option ``key``."""
+    kind, low, high = OPTIONS[key]
+    if kind == _BOOL:
+        ok = isinstance(value, bool)
+    elif kind == _STOP:
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    elif kind == _INT:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = (
+            isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    if ok and isinstance(value, (int, float)) and not isinstance(value, bool):
+        ok = (low is None or value >= low) and (high is None or value <= high)
+    if not ok:
+        bounds = ""
+        if low is not None or high is not None:
+            bounds = " " + (
+                f"between {low:g} and {high:g}"
+                if low is not None and high is not None
+                else f">= {low:g}"
+                if low is not None
+                else f"<= {high:g}"
+            )
+        raise ParameterError(
+            f"Ollama option {key}={value!r}: expected {kind}{bounds} (Ollama's "
+            "docs/modelfile.md). Fix the value in extra=."
+        )
+
+
+def _check_field(key: str, value: Any) -> None:
+    """Raise ParameterError unless ``value`` suits the top-level request field ``key``."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    checks: dict[str, tuple[bool, str]] = {
+        "keep_alive": (isinstance(value, str) or number, "a duration such as '5m' or seconds"),
+        "think": (
+            isinstance(value, bool) or value in ("low", "medium", "high"),
+            "true, false, 'low', 'medium' or 'high'",
+        ),
+        "format": (value == "json" or isinstance(value, dict), "'json' or a JSON schema"),
+        "tools": (isinstance(value, list), "a list of tool definitions"),
+        "logprobs": (isinstance(value, bool), "true or false"),
+        "top_logprobs": (
+            isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 20,
+            "a whole number between 0 and 20",
+        ),
+        "truncate": (isinstance(value, bool), "true or false"),
+        "shift": (isinstance(value, bool), "true or false"),
+        "raw": (isinstance(value, bool), "true or false"),
+        "images": (
+            isinstance(value, list) and all(isinstance(v, str) for v in value),
+            "a list of base64-encoded images",
+        ),
+        "system": (isinstance(value, str), "a string"),
+        "template": (isinstance(value, str), "a string"),
+        "suffix": (isinstance(value, str), "a string"),
+        "context": (
+            isinstance(value, list)
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in value),
+            "the list of token ids a previous /api/generate reply returned",
+        ),
+    }
+    ok, expected = checks[key]
+    if not ok:
+        raise ParameterError(f"Ollama request field {key}={value!r}: expected {expected}.")
+
+
+def _unknown(key: str) -> ParameterError:
+    import difflib
+
+    if key in RETIRED:
+        return ParameterError(
+            f"Ollama option {key!r} is no longer supported ({RETIRED[key]}); the server would "
+            "ignore it. Remove it from extra=."
+        )
+
+    known = sorted({*OPTIONS, *TOP_LEVEL, *GENERATE_ONLY})
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return ParameterError(
+        f"Ollama has no request field or model option {key!r}.{hint} Valid extra= keys: "
+        f"{', '.join(known)}."
+    )
+
+
+def _keep_alive(value: Any, what: str) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (str, int, float))):
+        raise ConfigurationError(
+            f"{what}={value!r}: expected a duration such as '5m' or '1h', or seconds "
+            "(0 unloads the model after the request, a negative number keeps it loaded)."
+        )
 
 
 def _usage(data: Mapping[str, Any]) -> Usage:
@@ -71,9 +192,38 @@ class OllamaBackend(HTTPBackend):
     ``max_tokens`` as ``num_predict`` and ``repetition_penalty`` as ``repeat_penalty``;
     ``logprobs``/``top_logprobs`` are top-level fields (Ollama 0.12.11 and later). One
     request gives one choice, so ``n`` is made of several requests. JSON-schema output is
-    sent as ``format``. ``extra`` keys that are request fields (``keep_alive``, ``think``,
-    ``raw``, ...) go at the top of the body, other keys (``num_ctx``, ``mirostat``, ...)
-    into ``options``.
+    sent as ``format``.
+
+    ``extra`` (per call) takes Ollama's own fields, checked before anything is sent:
+
+    - request fields of both endpoints go at the top of the body: ``keep_alive``,
+      ``think``, ``format``, ``tools``, ``logprobs``, ``top_logprobs``, ``truncate``,
+      ``shift``;
+    - model options Ollama documents go into ``options`` (a mapping under
+      ``extra["options"]`` is merged too): ``num_ctx``, ``num_keep``, ``typical_p``,
+      ``repeat_last_n``, ``mirostat``, ``mirostat_tau``, ``mirostat_eta``,
+      ``penalize_newline``, ``num_batch``, ``num_gpu``, ``main_gpu``, ``num_thread``,
+      ``numa``, ``low_vram``, ``vocab_only``, ``use_mmap``, ``use_mlock`` and the sampling
+      options under their Ollama names (the list in Ollama's ``docs/api.md``). Each value
+      is checked (type and range): ``ParameterError`` names the key; an unknown key names
+      the closest valid one; ``tfs_z`` and ``num_gqa``, which Ollama now ignores, are
+      refused with the reason.
+    - ``/api/generate``-only fields, which ``/api/chat`` would ignore silently: with
+      messages, ``images`` (base64 strings) are attached to the last user message and
+      ``system`` becomes a leading system message (an error if there is one already);
+      ``template``, ``suffix``, ``context`` and ``raw`` raise ``ParameterError`` (send a
+      raw prompt instead). With a raw prompt (``raw: true``, no template applied),
+      ``system`` and ``template`` raise unless ``extra`` also sets ``raw: False``.
+
+    >>> from promptkit import Message, Request
+    >>> OllamaBackend(model="llama3.2").complete(
+    ...     Request(messages=[Message.user("Hi")], extra={"num_ctxx": 8192})
+    ... )
+    Traceback (most recent call last):
+    promptkit._errors.ParameterError: Ollama has no ... 'num_ctxx'. Did you mean 'num_ctx'? ...
+
+    ``finish_reason`` is Ollama's ``done_reason``; a final reply without one (older Ollama
+    releases send none) gives ``"stop"`` from both ``complete()`` and ``stream()``.
 
     ``base_url`` is the server root (default ``http://127.0.0.1:11434``), without
     ``/api`` or ``/v1``. Options are those of
@@ -83,7 +233,14 @@ class OllamaBackend(HTTPBackend):
 
     Embeddings: ``POST /api/embed`` with ``{"model", "input": [...]}``, 32 texts a
     request; ``embedding_model`` (default ``model``) names an embedding model such as
-    ``"nomic-embed-text"`` or ``"all-minilm"``.
+    ``"nomic-embed-text"`` or ``"all-minilm"``. ``embedding_dimensions`` (an int) asks for
+    shorter vectors (``dimensions``, models that support it), ``embedding_truncate`` is
+    sent as ``truncate`` (Ollama's default ``true`` cuts texts longer than the context;
+    ``False`` makes them an error instead of a silent cut).
+
+    ``keep_alive`` (``"5m"``, ``"1h"``, seconds; ``0`` unloads, negative keeps loaded) is
+    sent with every chat, generate and embed request; ``extra={"keep_alive": ...}``
+    overrides it for one call.
     """
 
     name: ClassVar[str] = "ollama"
@@ -108,6 +265,9 @@ class OllamaBackend(HTTPBackend):
         max_retries: int = 3,
         headers: Mapping[str, str] | None = None,
         embedding_model: str | None = None,
+        embedding_dimensions: int | None = None,
+        embedding_truncate: bool | None = None,
+        keep_alive: str | float | None = None,
         retry_base_delay: float = 0.5,
         retry_max_delay: float = 8.0,
         retry_after_max: float = 60.0,
@@ -133,6 +293,22 @@ class OllamaBackend(HTTPBackend):
             **options,
         )
         self.embedding_model = embedding_model
+        if embedding_dimensions is not None and (
+            isinstance(embedding_dimensions, bool)
+            or not isinstance(embedding_dimensions, int)
+            or embedding_dimensions < 1
+        ):
+            raise ConfigurationError(
+                f"embedding_dimensions={embedding_dimensions!r}: expected a whole number >= 1."
+            )
+        if embedding_truncate is not None and not isinstance(embedding_truncate, bool):
+            raise ConfigurationError(
+                f"embedding_truncate={embedding_truncate!r}: expected True or False."
+            )
+        _keep_alive(keep_alive, "keep_alive")
+        self.embedding_dimensions = embedding_dimensions
+        self.embedding_truncate = embedding_truncate
+        self.keep_alive = keep_alive
         self._chat_url = self._url("/api/chat")
         self._generate_url = self._url("/api/generate")
         self._embed_url = self._url("/api/embed")
@@ -174,17 +350,79 @@ class OllamaBackend(HTTPBackend):
             body["logprobs"] = sent["logprobs"] = True
         if request.response_format is not None:
             body["format"] = request.response_format["schema"]
-        for key, value in request.extra.items():
-            if key == "options" and isinstance(value, Mapping):
-                options.update(value)
-                sent.update(value)
+        if self.keep_alive is not None:
+            body["keep_alive"] = self.keep_alive
+        chat = messages is not None
+        extra = dict(request.extra)
+        if "raw" in extra and not chat:
+            _check_field("raw", extra["raw"])
+        for key, value in extra.items():
+            if key == "options":
+                if not isinstance(value, Mapping):
+                    raise ParameterError(
+                        f"extra['options']={value!r}: expected a mapping of Ollama model "
+                        "options, e.g. {'num_ctx': 8192}."
+                    )
+                for k, v in value.items():
+                    if k not in OPTIONS:
+                        raise _unknown(k)
+                    _check_option(k, v)
+                    options[k] = sent[k] = v
+            elif key == "stream":
+                raise ParameterError(
+                    "extra['stream'] is set by promptkit: call stream() for a streamed reply."
+                )
             elif key in TOP_LEVEL:
+                _check_field(key, value)
                 body[key] = sent[key] = value
-            else:
+            elif key in GENERATE_ONLY:
+                _check_field(key, value)
+                sent[key] = value
+                if chat:
+                    self._route_chat(body, key, value)
+                    continue
+                if key in ("system", "template") and extra.get("raw", True):
+                    raise ParameterError(
+                        f"extra[{key!r}] does nothing with a raw prompt: Ollama applies no "
+                        "template in raw mode, so it would be ignored. Add 'raw': False to "
+                        f"extra to have Ollama template the prompt with this {key}, or put "
+                        "it in the prompt text yourself."
+                    )
+                body[key] = value
+            elif key in OPTIONS:
+                _check_option(key, value)
                 options[key] = sent[key] = value
+            else:
+                raise _unknown(key)
         if options:
             body["options"] = options
-        return url, dumps(body), messages is not None, sent, renamed
+        return url, dumps(body), chat, sent, renamed
+
+    @staticmethod
+    def _route_chat(body: dict[str, Any], key: str, value: Any) -> None:
+        """Put an ``/api/generate``-only ``extra`` field where ``/api/chat`` reads it."""
+        wire: list[dict[str, Any]] = body["messages"]
+        if key == "images":
+            users = [m for m in wire if m["role"] == "user"]
+            if not users:
+                raise ParameterError(
+                    "extra['images'] goes with the last user message, and this request has "
+                    "none: add a user message."
+                )
+            users[-1]["images"] = [*users[-1].get("images", ()), *value]
+        elif key == "system":
+            if any(m["role"] == "system" for m in wire):
+                raise ParameterError(
+                    "extra['system'] and a system message: the request has a system message "
+                    "already; put the text in it rather than in extra."
+                )
+            wire.insert(0, {"role": "system", "content": value})
+        else:
+            raise ParameterError(
+                f"extra[{key!r}] is an /api/generate field, and messages go to /api/chat, "
+                "which ignores it. Send a raw prompt (a string, not messages) to use it, or "
+                "drop it."
+            )
 
     # ------------------------------------------------------------------ replies
 
@@ -218,7 +456,8 @@ class OllamaBackend(HTTPBackend):
             text = data["message"]["content"] if chat else data["response"]
             if not isinstance(text, str):
                 raise TypeError("the reply's text is not a string")
-            choice = Choice(text, 0, data.get("done_reason"), _logprobs(data.get("logprobs")))
+            reason = data.get("done_reason") or "stop"
+            choice = Choice(text, 0, reason, _logprobs(data.get("logprobs")))
             usage = _usage(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
@@ -271,7 +510,14 @@ class OllamaBackend(HTTPBackend):
         )
 
     def _embed_body(self, texts: Sequence[str]) -> bytes:
-        return dumps({"model": self.embedding_model or self.model, "input": list(texts)})
+        body: dict[str, Any] = {"model": self.embedding_model or self.model, "input": list(texts)}
+        if self.embedding_truncate is not None:
+            body["truncate"] = self.embedding_truncate
+        if self.embedding_dimensions is not None:
+            body["dimensions"] = self.embedding_dimensions
+        if self.keep_alive is not None:
+            body["keep_alive"] = self.keep_alive
+        return dumps(body)
 
     # ------------------------------------------------------------------ streaming
 

@@ -22,11 +22,15 @@ def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple
     to zero width at 0 % or 100 %, which matters for the small samples evaluations use.
     For scores between 0 and 1 (partial credit) ``successes`` is their sum, and the
     interval treats the mean as a proportion: an approximation. ``n == 0`` gives (0, 1).
+    At the ends the bound is exact: 0 % gives a lower bound of exactly 0.0 and 100 % an
+    upper bound of exactly 1.0 (and the interval always contains ``p``).
 
     >>> [round(x, 4) for x in wilson_interval(8, 10)]
     [0.4902, 0.9433]
     >>> [round(x, 4) for x in wilson_interval(0, 10)]
     [0.0, 0.2775]
+    >>> wilson_interval(0, 40)[0], wilson_interval(40, 40)[1]
+    (0.0, 1.0)
     """
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence={confidence!r}: expected a number between 0 and 1.")
@@ -40,7 +44,11 @@ def wilson_interval(successes: float, n: int, confidence: float = 0.95) -> tuple
     denom = 1.0 + z2 / n
     centre = (p + z2 / (2 * n)) / denom
     half = z / denom * math.sqrt(max(p * (1.0 - p) / n + z2 / (4 * n * n), 0.0))
-    return max(0.0, centre - half), min(1.0, centre + half)
+    # At 0 % and 100 % the bound is exactly the score (rounding would leave 1e-17 or
+    # 0.9999999999999999, an interval that excludes its own point estimate).
+    lo = 0.0 if successes <= 0 else max(0.0, min(p, centre - half))
+    hi = 1.0 if successes >= n else min(1.0, max(p, centre + half))
+    return lo, hi
 
 
 def percentile(values: Sequence[float], q: float) -> float | None:

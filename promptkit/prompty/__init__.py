@@ -54,6 +54,12 @@ make the reference send a list of content parts; promptkit's :class:`~promptkit.
 holds text, so :meth:`~PromptyPrompt.render` keeps the image markdown as text, and
 :meth:`~PromptyPrompt.prepare` returns the reference's exact form with the parts.
 
+Inheritance: a file with ``base: other.prompty`` may start its template with
+``{% extends "other.prompty" %}`` and override the base's blocks (``{% block name %}``);
+inside a block, ``{{ super() }}`` is the base block's output (through every level of the
+chain), as in jinja2. promptkit resolves the chain into one template before compiling it,
+so it renders in the same sandbox; ``{% include %}`` and ``{% import %}`` are refused.
+
 Security — ``.prompty`` files may come from anyone:
 
 - The front matter is read with ``yaml.safe_load`` (``!!python/...`` tags are refused),

@@ -320,7 +320,13 @@ _TAG = re.compile(
     r"|\{%(?P<l>[-+]?)\s*(?P<kw>block|endblock|extends)\b(?P<args>.*?)(?P<r>[-+]?)%\}",
     re.S,
 )
-_SUPER = re.compile(r"\bsuper\s*\(")
+_SUPER = re.compile(r"\bsuper\s*\(\s*\)")
+#: Where ``super()`` may be code: inside ``{{ }}``/``{% %}``, not in raw sections or comments.
+_CODE = re.compile(
+    r"(?P<skip>\{#.*?#\}|\{%[-+]?\s*raw\s*[-+]?%\}.*?\{%[-+]?\s*endraw\s*[-+]?%\})"
+    r"|\{\{.*?\}\}|\{%.*?%\}",
+    re.S,
+)
 
 
 class _Block:
@@ -372,6 +378,89 @@ def _blocks(source: str, where: str) -> tuple[list[tuple[int, int, _Block]], dic
     return top, by_name
 
 
+class _Super:
+    """What resolving ``super()`` needs: the base's blocks, the child's, a name counter."""
+
+    __slots__ = ("child", "child_source", "count", "level", "parent", "parent_source", "where")
+
+    def __init__(
+        self,
+        where: str,
+        level: int,
+        parent_source: str,
+        parent: dict[str, _Block],
+        child_source: str,
+        child: dict[str, _Block],
+    ) -> None:
+        self.where = where
+        self.level = level
+        self.parent_source = parent_source
+        self.parent = parent
+        self.child_source = child_source
+        self.child = child
+        self.count = 0
+
+
+def _override(block: _Block, sup: _Super) -> str:
+    """A child block's content, its ``super()`` calls bound to the base block's output.
+
+    ``{{ super() }}`` becomes a variable captured first with ``{% set %}...{% endset %}``
+    from the base block's content (its nested blocks resolved as the child sees them, their
+    tags turned into ``{% if true %}`` so that whitespace control stays), so the whole
+    template still compiles in promptkit's one sandbox.
+    """
+    source = sup.child_source
+    pieces: list[tuple[bool, str]] = []
+    pos = block.inner
+    for s, e, sub in block.children:
+        pieces.append((True, source[pos:s]))
+        pieces.append((False, source[s : sub.inner] + _override(sub, sup) + source[sub.end : e]))
+        pos = e
+    pieces.append((True, source[pos : block.end]))
+    var = f"_pk_super_{sup.level}_{sup.count}"
+    found = 0
+
+    def bind(m: re.Match[str]) -> str:
+        nonlocal found
+        if m.group("skip"):
+            return m.group(0)
+        code, n = _SUPER.subn(var, m.group(0))
+        found += n
+        return code
+
+    body = "".join(_CODE.sub(bind, text) if code else text for code, text in pieces)
+    if not found:
+        return body
+    base = sup.parent.get(block.name)
+    if base is None:
+        raise PromptError(
+            f"{sup.where}: super() in block {block.name!r}, but the base template has no "
+            f"block {block.name!r} to call."
+        )
+    sup.count += 1
+    captured = _resolved(base, sup)
+    return (
+        f"{{% set {var} {base.open_r}%}}{captured}{{%{base.close_l} endset {block.open_r or '+'}%}}"
+        + body
+    )
+
+
+def _resolved(block: _Block, sup: _Super) -> str:
+    """A base block's content with its nested blocks replaced by what renders for them."""
+    source = sup.parent_source
+    out: list[str] = []
+    pos = block.inner
+    for s, e, sub in block.children:
+        out.append(source[pos:s])
+        over = sup.child.get(sub.name)
+        inner = _override(over, sup) if over is not None else _resolved(sub, sup)
+        out.append(f"{{%{sub.open_l} if true {sub.open_r}%}}{inner}")
+        out.append(f"{{%{sub.close_l} endif {sub.close_r}%}}")
+        pos = e
+    out.append(source[pos : block.end])
+    return "".join(out)
+
+
 def _merge(
     source: str,
     spans: list[tuple[int, int, _Block]],
@@ -379,6 +468,7 @@ def _merge(
     child_source: str,
     start: int,
     end: int,
+    sup: _Super | None = None,
 ) -> str:
     out: list[str] = []
     pos = start
@@ -387,11 +477,16 @@ def _merge(
         over = child.get(block.name)
         if over is not None:
             out.append(f"{{%{block.open_l} block {over.args} {over.open_r}%}}")
-            out.append(child_source[over.inner : over.end])
+            if sup is None:
+                out.append(child_source[over.inner : over.end])
+            else:
+                out.append(_override(over, sup))
             out.append(f"{{%{over.close_l} endblock {block.close_r}%}}")
         else:
             out.append(source[s : block.inner])
-            out.append(_merge(source, block.children, child, child_source, block.inner, block.end))
+            out.append(
+                _merge(source, block.children, child, child_source, block.inner, block.end, sup)
+            )
             out.append(source[block.end : e])
         pos = e
     out.append(source[pos:end])
@@ -411,13 +506,18 @@ def flatten_extends(
     The reference renders with a ``DictLoader`` of the base files; promptkit's sandbox has
     no loader, so inheritance is resolved here, as text, before compiling. Supported: one
     top-level ``{% extends "literal" %}`` naming a file of the ``base:`` chain, blocks
-    (nested too) and whitespace control on their tags. Not supported (raises):
-    ``super()``, ``include``/``import``, and template code outside blocks after
-    ``extends``.
+    (nested too), whitespace control on their tags, and ``super()`` in a child block (the
+    base block's output, through every level of the chain). Not supported (raises):
+    ``include``/``import``, and template code outside blocks after ``extends``.
 
     >>> flatten_extends('{% extends "b" %}{% block x %}child{% endblock %}',
     ...                 {"b": "<{% block x %}base{% endblock %}>"}, "t")
     '<{% block x %}child{% endblock %}>'
+    >>> flat = flatten_extends('{% extends "b" %}{% block x %}[{{ super() }}]{% endblock %}',
+    ...                        {"b": "<{% block x %}base{% endblock %}>"}, "t")
+    >>> from promptkit._render import compile_template, render_compiled
+    >>> render_compiled(compile_template(flat), {}, name="t")
+    '<[base]>'
     """
     if "extends" not in source and "include" not in source and "import" not in source:
         return source
@@ -469,17 +569,21 @@ def flatten_extends(
             f"{where}: after {{% extends %}}, only {{% block %}} definitions may follow "
             "(the reference ignores other text there)."
         )
-    for block in child.values():
-        if _SUPER.search(source, block.inner, block.end):
-            raise PromptError(
-                f"{where}: super() in block {block.name!r} is not supported; copy the base "
-                "block's text into the child block."
-            )
     parent = flatten_extends(drop_final_newline(templates[name]), templates, name, (*seen, name))
-    parent_spans, _ = _blocks(parent, name)
-    merged = head + _merge(parent, parent_spans, child, source, 0, len(parent))
-    _, merged_names = _ast_blocks(merged)
+    parent_spans, parent_blocks = _blocks(parent, name)
+    sup = None
+    if any(_SUPER.search(source, b.inner, b.end) for b in child.values()):
+        sup = _Super(where, len(seen), parent, parent_blocks, source, child)
+    merged = head + _merge(parent, parent_spans, child, source, 0, len(parent), sup)
+    merged_ast, merged_names = _ast_blocks(merged)
     _, parent_names = _ast_blocks(parent)
+    for call in merged_ast.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name == "super":
+            raise PromptError(
+                f"{where}: cannot resolve this super() call (line {call.lineno} once the base "
+                "is merged); write it as {{ super() }} inside a block that overrides a base "
+                "block."
+            )
     if set(child) != child_names or not merged_names <= (parent_names | child_names):
         raise PromptError(  # pragma: no cover - only with block tags hidden in strings
             f"{where}: cannot resolve {{% extends {name!r} %}}: block tags could not be "
