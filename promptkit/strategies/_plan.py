@@ -37,10 +37,11 @@ from .._completion import Completion, Usage
 from .._errors import MalformedResponseError
 from .._messages import Message
 from .._params import SamplingParams, merge_params
+from ..prompts import arender_prompt
 
 if TYPE_CHECKING:
-    from .._prompt import PromptBase
     from ..backends._base import LLM
+    from ..prompts import PromptBase
 
 __all__ = ["Call", "Plan", "Render", "Strategy", "adrive", "drive", "rendered"]
 
@@ -240,8 +241,6 @@ async def adrive(
 ) -> R:
     """Async twin of :func:`drive`. ``observe``, when given, is called with each batch's
     Completions before the plan gets them (the evaluation counts requests with it)."""
-    from .._prompt import arender_prompt
-
     try:
         step = next(plan)
         while True:

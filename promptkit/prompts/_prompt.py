@@ -1,0 +1,575 @@
+"""``Prompt``: the fields every technique shares, their validation, and ``render()``.
+
+The render pipeline is in one place, :meth:`Prompt.render`: ``_begin`` (variables
+checked, untrusted values neutralised, the user message and the instruction rendered),
+then the examples chosen (:mod:`._examples`), then ``_finish`` (system message, example
+turns, history, user message). The text of each part comes from the layout
+(:mod:`._layout`); history trimming is :mod:`._history`, answer extraction
+:mod:`._answers`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from pydantic import (
+    BaseModel,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+
+from .._errors import InputValidationError, PromptError
+from .._messages import Message, fast_message
+from .._render import (
+    ExtraVars,
+    _Compiled,
+    check_variables,
+    compile_template,
+    load_source,
+    render_compiled,
+)
+from .._tokens import TokenCounter
+from ..retrieval._protocols import ExampleSelector, example_text
+from . import _examples
+from ._answers import ANSWER, extract_answer
+from ._base import PromptBase
+from ._history import trim_history
+from ._layout import LAYOUT_TEMPLATES, Layout, fence_need, layout_for
+from ._neutralise import neutralise_values
+from ._parts import (
+    Document,
+    Example,
+    Perspective,
+    coerce_documents,
+    validate_documents,
+    validate_history,
+)
+
+__all__ = ["RESERVED", "Prompt"]
+
+#: Variable names that a technique consumes itself; they are never template variables.
+RESERVED = frozenset({"documents", "history", "params", "output"})
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class _Derived:
+    """What a prompt derives from its fields once, at construction (the fields are frozen)."""
+
+    __slots__ = (
+        "body",
+        "context",
+        "example_texts",
+        "examples_cache",
+        "fence",
+        "fixed_selection",
+        "instr",
+        "layout",
+        "names",
+        "required",
+        "static_instruction",
+        "system_cache",
+    )
+
+    def __init__(self, layout: Layout, body: _Compiled, instr: _Compiled | None) -> None:
+        self.layout = layout
+        self.body = body
+        self.instr = instr
+        self.names: tuple[str, ...] = ()
+        self.required: frozenset[str] = frozenset()
+        self.static_instruction: str | None = None
+        self.context: dict[str, Any] = {}
+        self.fence = 3
+        self.fixed_selection: tuple[int, ...] = ()
+        self.example_texts: tuple[str, ...] = ()
+        self.system_cache: dict[tuple[Any, ...], str] = {}
+        self.examples_cache: dict[tuple[int, tuple[int, ...]], list[Message]] = {}
+
+    def __eq__(self, other: object) -> bool:
+        # a function of the fields, which pydantic compares: equal prompts, equal state
+        return isinstance(other, _Derived)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class RenderState:
+    """What a render computed before the examples are chosen."""
+
+    __slots__ = ("documents", "history", "instruction", "need", "user", "variables")
+
+    def __init__(
+        self,
+        variables: dict[str, Any],
+        documents: list[Document],
+        history: list[Message],
+        need: int,
+        instruction: str | None,
+        user: str,
+    ) -> None:
+        self.variables = variables
+        self.documents = documents
+        self.history = history
+        self.need = need
+        self.instruction = instruction
+        self.user = user
+
+
+class Prompt(PromptBase):
+    """The base of every technique: all composable fields, one documented layout.
+
+    >>> p = Prompt(instruction="Answer in one word.", role="a geographer")
+    >>> [m.role for m in p.render(input="Capital of France?")]
+    ['system', 'user']
+    >>> p.render(input="Capital of France?")[0].content
+    'You are a geographer.\\n\\nAnswer in one word.'
+    """
+
+    #: Fields a technique requires (checked at construction, with a clear message).
+    _requires: ClassVar[tuple[str, ...]] = ()
+    #: Whether a render needs documents (Context).
+    _requires_documents: ClassVar[bool] = False
+
+    instruction: str | None = None
+    template: str = "{{ input }}"
+    role: str | None = None
+    output_format: str | None = None
+    length: str | None = None
+    style: str | None = None
+    audience: str | None = None
+    avoid: list[str] = Field(default_factory=list)
+    examples: list[Example] = Field(default_factory=list)
+    examples_layout: Literal["turns", "inline"] = "turns"
+    max_examples: int | None = Field(default=None, ge=0)
+    example_selector: ExampleSelector | None = Field(default=None, exclude=True, repr=False)
+    delimit: list[str] = Field(default_factory=list)
+    documents: list[Document] = Field(default_factory=list)
+    not_found: str = "The documents do not contain the answer."
+    perspectives: list[Perspective] = Field(default_factory=list)
+    synthesis: str | None = None
+    history: list[Message] = Field(default_factory=list)
+    max_turns: int | None = Field(default=None, ge=0)
+    max_history_tokens: int | None = Field(default=None, ge=0)
+    token_counter: TokenCounter | Callable[[str], int] | None = Field(
+        default=None, exclude=True, repr=False
+    )
+    reasoning: str | None = None
+    answer_format: str | None = None
+    answer_pattern: str | None = None
+    templates: dict[str, str] = Field(default_factory=dict)
+    inputs: type[BaseModel] | None = None
+    extra_vars: ExtraVars = "forbid"
+    untrusted: list[str] = Field(default_factory=list)
+    neutralise_untrusted: bool = True
+    special_tokens: list[str] | None = None
+
+    _d: _Derived = PrivateAttr()
+
+    # ------------------------------------------------------------------ validation
+
+    @field_validator("perspectives", mode="before")
+    @classmethod
+    def _perspective_strings(cls, v: Any) -> Any:
+        if isinstance(v, (list, tuple)):
+            return [{"name": p} if isinstance(p, str) else p for p in v]
+        return v
+
+    @field_validator("documents", mode="before")
+    @classmethod
+    def _document_strings(cls, v: Any) -> Any:
+        return coerce_documents(v)
+
+    @field_validator("templates", mode="before")
+    @classmethod
+    def _template_files(cls, v: Any) -> Any:
+        if isinstance(v, Mapping):
+            return {k: load_source(s) if isinstance(s, Path) else s for k, s in v.items()}
+        return v
+
+    @field_validator("instruction", "template", mode="before")
+    @classmethod
+    def _template_file(cls, v: Any) -> Any:
+        return load_source(v) if isinstance(v, Path) else v
+
+    @field_validator("inputs", mode="before")
+    @classmethod
+    def _import_inputs(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            module, _, qual = v.partition(":")
+            try:
+                obj: Any = importlib.import_module(module)
+                for part in qual.split("."):
+                    obj = getattr(obj, part)
+            except (ImportError, AttributeError):
+                raise ValueError(
+                    f"cannot import inputs model {v!r} (expected 'module:Class')"
+                ) from None
+            return obj
+        return v
+
+    @field_serializer("inputs", when_used="json")
+    def _inputs_path(self, v: type[BaseModel] | None) -> str | None:
+        return None if v is None else f"{v.__module__}:{v.__qualname__}"
+
+    @field_validator("history")
+    @classmethod
+    def _history_roles(cls, v: list[Message]) -> list[Message]:
+        if any(m.role == "system" for m in v):
+            raise ValueError(
+                "history may not hold system messages: put them in role/instruction, which "
+                "always stay in the system message"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _prepare(self) -> Prompt:
+        label = self.label
+        for field in self._requires:
+            value = getattr(self, field)
+            if value is None or (isinstance(value, (list, str)) and len(value) == 0):
+                raise ValueError(f"{label} needs {field!r}")
+        unknown = set(self.templates) - set(LAYOUT_TEMPLATES)
+        if unknown:
+            name = sorted(unknown)[0]
+            close = difflib.get_close_matches(name, LAYOUT_TEMPLATES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ValueError(
+                f"templates has no part {name!r}{hint}; the parts are {', '.join(LAYOUT_TEMPLATES)}"
+            )
+        instr = (
+            compile_template(self.instruction, f"{label} instruction") if self.instruction else None
+        )
+        body = compile_template(self.template, f"{label} template")
+        d = _Derived(layout_for(self.templates, label), body, instr)
+        self._d = d
+        for name in self.delimit:
+            if not _IDENT.match(name):
+                raise ValueError(f"delimit names variables; {name!r} is not a valid name")
+            if name in body.variables:
+                raise ValueError(
+                    f"{name!r} is delimited, so it is shown in its own section: remove "
+                    f"{{{{ {name} }}}} from the template"
+                )
+        if len(set(self.delimit)) != len(self.delimit):
+            raise ValueError("delimit lists a variable twice")
+        instr_vars = instr.variables if instr else frozenset()
+        for name in self.untrusted:
+            if name not in instr_vars | body.variables:
+                raise ValueError(
+                    f"untrusted names template variables; {name!r} is not one "
+                    f"(the variables are {sorted(instr_vars | body.variables)})"
+                )
+        required = instr_vars | body.variables | frozenset(self.delimit)
+        clash = required & RESERVED
+        if clash:
+            raise ValueError(
+                f"{', '.join(sorted(clash))} is a reserved name (documents, history, params and "
+                "output are taken by promptkit); rename the template variable"
+            )
+        d.required = required
+        d.names = tuple(sorted(body.variables | set(self.delimit)))
+        if instr is not None and not instr_vars:
+            d.static_instruction = render_compiled(instr, {}, name=f"{label} instruction")
+        if len(self.documents) > 1 and len({doc.id for doc in self.documents}) != len(
+            self.documents
+        ):
+            raise ValueError("document ids must be unique")
+        if self.answer_pattern is not None:
+            try:
+                re.compile(self.answer_pattern)
+            except re.error as exc:
+                raise ValueError(
+                    f"answer_pattern is not a valid regular expression: {exc}"
+                ) from None
+        if self.perspectives and len({p.name for p in self.perspectives}) != len(self.perspectives):
+            raise ValueError("perspective names must be unique")
+        # with a selector, any example may be rendered
+        candidates = self.examples if self.example_selector is not None else self.used_examples
+        d.fence = _examples.check_examples(candidates, d.names, self.template)
+        d.fixed_selection = tuple(range(len(self.used_examples)))
+        if self.example_selector is not None:
+            d.example_texts = tuple(example_text(ex) for ex in self.examples)
+        d.context = {
+            "role": self.role,
+            "output_format": self.output_format,
+            "length": self.length,
+            "style": self.style,
+            "audience": self.audience,
+            "avoid": self.avoid,
+            "perspectives": self.perspectives,
+            "synthesis": self.synthesis,
+            "not_found": self.not_found,
+            "answer_format": self.answer_format,
+        }
+        return self
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Any:
+        """A copy with ``update`` applied, validated like a new prompt (so every check and
+        derived value holds for the copy).
+
+        >>> from promptkit import ZeroShot
+        >>> ZeroShot(instruction="Hi.").model_copy(update={"extra_vars": "ignore"}).extra_vars
+        'ignore'
+        """
+        data = {k: getattr(self, k) for k in type(self).model_fields if k in self.model_fields_set}
+        data.update(update or {})
+        return type(self).model_validate(data)
+
+    # ------------------------------------------------------------------ public helpers
+
+    @property
+    def _instr(self) -> _Compiled | None:
+        """The compiled instruction (shared by every prompt with the same text)."""
+        return self._d.instr
+
+    @property
+    def variables(self) -> frozenset[str]:
+        """The variables ``render()`` needs."""
+        return self._d.required
+
+    @property
+    def used_examples(self) -> list[Example]:
+        """The fixed examples: the first ``max_examples``, in the given order. These are
+        rendered unless an ``example_selector`` chooses per input (see
+        :meth:`select_examples`)."""
+        if self.max_examples is None:
+            return self.examples
+        return self.examples[: self.max_examples]
+
+    def select_examples(self, **variables: Any) -> list[Example]:
+        """The examples ``render(**variables)`` shows, in their order (see
+        :mod:`promptkit.prompts._examples`)."""
+        state = self._begin(self._with_documents(variables))
+        return [self.examples[i] for i in _examples.select(self, state)]
+
+    def extract_answer(self, text: str) -> str | None:
+        """The answer in a reply: the last match of ``answer_pattern`` (its first group),
+        or else of the line that ``answer_format`` asks for. ``None`` when absent.
+
+        >>> from promptkit import ChainOfThought
+        >>> ChainOfThought().extract_answer("3 + 4 = 7. The answer is 7.")
+        '7'
+        """
+        return extract_answer(
+            text, answer_pattern=self.answer_pattern, answer_format=self.answer_format
+        )
+
+    # ------------------------------------------------------------------ rendering
+
+    def render(self, **variables: Any) -> list[Message]:
+        """The exact chat messages this prompt sends, with ``variables`` filled in.
+
+        ``documents=`` (Context) and ``history=`` (Conversation) may be given here to
+        replace the prompt's own for this call.
+        """
+        state = self._begin(self._with_documents(variables))
+        if self.example_selector is None:
+            return self._finish(state, self._d.fixed_selection)
+        return self._finish(state, _examples.select(self, state))
+
+    async def arender(self, **variables: Any) -> list[Message]:
+        """Async twin of :meth:`render`: a retriever's ``aretrieve`` and a selector's
+        ``aselect`` are awaited when they have them."""
+        state = self._begin(await self._awith_documents(variables))
+        return self._finish(state, await _examples.aselect(self, state))
+
+    def _with_documents(self, variables: dict[str, Any]) -> dict[str, Any]:
+        """Hook: the variables with documents added (Context retrieves here)."""
+        return variables
+
+    async def _awith_documents(self, variables: dict[str, Any]) -> dict[str, Any]:
+        return variables
+
+    def _begin(self, variables: dict[str, Any]) -> RenderState:
+        """Everything of a render that does not depend on which examples are shown."""
+        d = self._d
+        label = self.label
+        documents = self.documents
+        history = self.history
+        if "documents" in variables:
+            documents = validate_documents(variables.pop("documents"), label)
+        if "history" in variables:
+            history = validate_history(variables.pop("history"), label)
+        if self.inputs is not None:
+            variables = self._validate_inputs(variables)
+        elif variables.keys() != d.required:
+            check_variables(
+                variables, d.required, name=label, extra_vars=self.extra_vars, optional=RESERVED
+            )
+        if self.neutralise_untrusted and (self.delimit or self.untrusted or documents):
+            documents = neutralise_values(
+                variables,
+                documents,
+                delimit=self.delimit,
+                untrusted=self.untrusted,
+                special_tokens=self.special_tokens,
+                label=label,
+            )
+        if self._requires_documents and not documents:
+            raise PromptError(
+                f"{label} needs documents: pass documents=[...] to render()/run() or set "
+                "them on the prompt."
+            )
+
+        body = render_compiled(d.body, variables, name=f"{label} template")
+        # the fence: one longer than any run of '<' in any text of the user message
+        need = d.fence
+        if "<<<" in body:
+            need = max(need, fence_need(body))
+        for name in self.delimit:
+            value = variables[name]
+            if not isinstance(value, str):
+                raise PromptError(
+                    f"{label}: delimited variable {name!r} must be a str, got "
+                    f"{type(value).__name__}; convert it first."
+                )
+            if "<<<" in value:
+                need = max(need, fence_need(value))
+        for doc in documents:
+            if "<<<" in doc.text or (doc.title and "<<<" in doc.title):
+                need = max(need, fence_need(doc.text), fence_need(doc.title or ""))
+
+        instruction = d.static_instruction
+        if instruction is None and d.instr is not None:
+            instruction = render_compiled(d.instr, variables, name=f"{label} instruction")
+        user = d.layout.user(
+            body,
+            documents,
+            [(name, variables[name]) for name in self.delimit],
+            need,
+            self.reasoning,
+            label,
+        )
+        if history:
+            history = trim_history(
+                history,
+                max_turns=self.max_turns,
+                max_history_tokens=self.max_history_tokens,
+                token_counter=self.token_counter,
+            )
+        return RenderState(variables, documents, history, need, instruction, user)
+
+    def _system(self, state: RenderState, inline: tuple[int, ...]) -> str:
+        d = self._d
+        documents = state.documents
+        has_sections = bool(self.delimit or documents)
+        key: tuple[Any, ...] = (
+            state.instruction,
+            state.need,
+            has_sections,
+            documents[0].id if documents else None,
+        )
+        if inline:
+            key += inline
+        system = d.system_cache.get(key)
+        if system is None:
+            o, c = "<" * state.need, ">" * state.need
+            context = {
+                **d.context,
+                "instruction": state.instruction or "",
+                "has_documents": bool(documents),
+                "first_document_id": documents[0].id if documents else "",
+                "has_sections": has_sections,
+                "open_marker": f"{o}LABEL{c}",
+                "close_marker": f"{o}END LABEL{c}",
+                "inline_examples": self._inline_examples(state.need, inline),
+            }
+            system = d.layout.system(context, self.label)
+            if len(d.system_cache) > 64:
+                d.system_cache.clear()
+            d.system_cache[key] = system
+        return system
+
+    def _finish(self, state: RenderState, selected: tuple[int, ...]) -> list[Message]:
+        turns = self.examples_layout == "turns"
+        system = self._system(state, () if turns else selected)
+        messages: list[Message] = [fast_message("system", system)] if system else []
+        if selected and turns:
+            messages.extend(self._example_messages(state.need, selected))
+        if state.history:
+            messages.extend(state.history)
+        if not state.user and not messages:
+            raise PromptError(
+                f"{self.label} renders no message: give it an instruction, a template or input."
+            )
+        messages.append(fast_message("user", state.user))
+        return messages
+
+    def _validate_inputs(self, variables: dict[str, Any]) -> dict[str, Any]:
+        assert self.inputs is not None
+        try:
+            model = self.inputs.model_validate(variables)
+        except ValidationError as exc:
+            lines = []
+            for err in exc.errors():
+                loc = ".".join(str(x) for x in err["loc"]) or "(inputs)"
+                lines.append(f"{loc}: {err['msg']}")
+            raise InputValidationError(
+                f"{self.label} inputs failed validation against {self.inputs.__name__}: "
+                + "; ".join(lines)
+                + ". Fix the values passed to render()/run().",
+                errors=[dict(e) for e in exc.errors()],
+            ) from None
+        values = {k: getattr(model, k) for k in type(model).model_fields}
+        missing = self._d.required - set(values)
+        if missing:
+            check_variables(values, self._d.required, name=self.label, extra_vars="ignore")
+        return values
+
+    # ------------------------------------------------------------------ examples as text
+
+    def _example_user(self, ex: Example, need: int) -> str:
+        d = self._d
+        variables = _examples.example_vars(ex, d.names)
+        body = render_compiled(d.body, variables, name=f"{self.label} template")
+        delimited = [(name, variables[name]) for name in self.delimit]
+        return d.layout.user(body, (), delimited, need, None, self.label)
+
+    def _example_output(self, ex: Example) -> str:
+        if ex.rationale and self.answer_format and ANSWER in self.answer_format:
+            return self.answer_format.replace(ANSWER, ex.output)
+        return ex.output
+
+    def _inline_examples(self, need: int, selected: tuple[int, ...]) -> list[dict[str, Any]]:
+        return [
+            {
+                "input": self._example_user(ex, need),
+                "rationale": ex.rationale,
+                "output": self._example_output(ex),
+            }
+            for ex in (self.examples[i] for i in selected)
+        ]
+
+    def _example_pair(self, ex: Example, need: int) -> tuple[str, str]:
+        """The (user, assistant) message contents of one example."""
+        assistant = self._d.layout.render(
+            "few_shot_output",
+            {"rationale": ex.rationale, "output": self._example_output(ex)},
+            self.label,
+        )
+        return self._example_user(ex, need), assistant
+
+    def _example_messages(self, need: int, selected: tuple[int, ...]) -> list[Message]:
+        d = self._d
+        key = (need, selected)
+        cached = d.examples_cache.get(key)
+        if cached is not None:
+            return cached
+        out: list[Message] = []
+        examples = self.examples
+        for i in selected:
+            user, assistant = self._example_pair(examples[i], need)
+            out.append(fast_message("user", user))
+            out.append(fast_message("assistant", assistant))
+        if len(d.examples_cache) > 64:
+            d.examples_cache.clear()
+        d.examples_cache[key] = out
+        return out
