@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from .._render import _Compiled, builtin_template, compile_template, render_compiled
+from .._render import _Compiled, compile_template, render_compiled
 from ._parts import Document
 
 __all__ = ["LAYOUT_TEMPLATES", "Layout", "fence_need", "layout_for"]
@@ -172,8 +172,7 @@ class Layout:
     def __init__(self, custom: Mapping[str, _Compiled]) -> None:
         self.custom = dict(custom)
         self.parts: dict[str, _Compiled | Twin] = {
-            name: self.custom.get(name) or compile_template(builtin_template(name))
-            for name in LAYOUT_TEMPLATES
+            name: self.custom.get(name) or TWINS[name] for name in LAYOUT_TEMPLATES
         }
 
     def render(self, name: str, context: Mapping[str, Any], label: str) -> str:
