@@ -120,3 +120,25 @@ def test_layouts_are_shared_between_prompts() -> None:
     b = pk.Role(role="r", templates={"negative": "N{{ avoid }}"})
     assert a._d.layout is b._d.layout
     assert pk.ZeroShot(instruction="a")._d.layout is pk.Role(role="r")._d.layout
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("ab {}%#\r\n-")), min_size=1, max_size=12))
+def test_static_instruction_is_what_jinja_gives(source: str) -> None:
+    try:
+        compiled = compile_template(source)
+        expected = render_compiled(compiled, {}, name="x")
+    except pk.PromptkitError:
+        return
+    if compiled.variables:
+        return
+    assert pk.ZeroShot(instruction=source)._d.static_instruction == expected
+
+
+def test_prompts_with_the_same_examples_share_their_messages() -> None:
+    def make() -> list[pk.Message]:
+        return pk.FewShot(examples=[pk.Example(input="a", output="1")]).render(input="b")
+
+    first, second = make(), make()
+    assert first == second
+    assert first[1] is second[1]  # frozen values, built once

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -60,6 +60,17 @@ __all__ = ["RESERVED", "Prompt"]
 RESERVED = frozenset({"documents", "history", "params", "output"})
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _new_list() -> list[Any]:
+    # a Python function, not ``list``: pydantic inspects a default factory's signature when
+    # it builds a model's schema (on the first prompt of a process), which costs about a
+    # millisecond for a builtin
+    return []
+
+
+def _new_dict() -> dict[str, Any]:
+    return {}
 
 
 class _Derived:
@@ -145,17 +156,17 @@ class Prompt(PromptBase):
     length: str | None = None
     style: str | None = None
     audience: str | None = None
-    avoid: list[str] = Field(default_factory=list)
-    examples: list[Example] = Field(default_factory=list)
+    avoid: list[str] = Field(default_factory=_new_list)
+    examples: list[Example] = Field(default_factory=_new_list)
     examples_layout: Literal["turns", "inline"] = "turns"
     max_examples: int | None = Field(default=None, ge=0)
     example_selector: ExampleSelector | None = Field(default=None, exclude=True, repr=False)
-    delimit: list[str] = Field(default_factory=list)
-    documents: list[Document] = Field(default_factory=list)
+    delimit: list[str] = Field(default_factory=_new_list)
+    documents: list[Document] = Field(default_factory=_new_list)
     not_found: str = "The documents do not contain the answer."
-    perspectives: list[Perspective] = Field(default_factory=list)
+    perspectives: list[Perspective] = Field(default_factory=_new_list)
     synthesis: str | None = None
-    history: list[Message] = Field(default_factory=list)
+    history: list[Message] = Field(default_factory=_new_list)
     max_turns: int | None = Field(default=None, ge=0)
     max_history_tokens: int | None = Field(default=None, ge=0)
     token_counter: TokenCounter | Callable[[str], int] | None = Field(
@@ -164,10 +175,10 @@ class Prompt(PromptBase):
     reasoning: str | None = None
     answer_format: str | None = None
     answer_pattern: str | None = None
-    templates: dict[str, str] = Field(default_factory=dict)
+    templates: dict[str, str] = Field(default_factory=_new_dict)
     inputs: type[BaseModel] | None = None
     extra_vars: ExtraVars = "forbid"
-    untrusted: list[str] = Field(default_factory=list)
+    untrusted: list[str] = Field(default_factory=_new_list)
     neutralise_untrusted: bool = True
     special_tokens: list[str] | None = None
 
@@ -277,7 +288,13 @@ class Prompt(PromptBase):
         d.required = required
         d.names = tuple(sorted(body.variables | set(self.delimit)))
         if instr is not None and not instr_vars:
-            d.static_instruction = render_compiled(instr, {}, name=f"{label} instruction")
+            text = instr.source
+            # text without jinja2 syntax or \r (which jinja2 turns into \n) renders as itself
+            d.static_instruction = (
+                text
+                if "{" not in text and "\r" not in text
+                else render_compiled(instr, {}, name=f"{label} instruction")
+            )
         if len(self.documents) > 1 and len({doc.id for doc in self.documents}) != len(
             self.documents
         ):
@@ -526,36 +543,51 @@ class Prompt(PromptBase):
 
     # ------------------------------------------------------------------ examples as text
 
-    def _example_user(self, ex: Example, need: int) -> str:
+    def _example_parts(
+        self, examples: Iterable[Example], need: int
+    ) -> list[tuple[str, str | None, str]]:
+        """Each example as (user message text, rationale, output in the answer format)."""
         d = self._d
-        variables = _examples.example_vars(ex, d.names)
-        body = render_compiled(d.body, variables, name=f"{self.label} template")
-        delimited = [(name, variables[name]) for name in self.delimit]
-        return d.layout.user(body, (), delimited, need, None, self.label)
-
-    def _example_output(self, ex: Example) -> str:
-        if ex.rationale and self.answer_format and ANSWER in self.answer_format:
-            return self.answer_format.replace(ANSWER, ex.output)
-        return ex.output
+        label = self.label
+        names, body, layout, delimit = d.names, d.body, d.layout, self.delimit
+        answer_format = self.answer_format
+        if not answer_format or ANSWER not in answer_format:
+            answer_format = None
+        bare = not delimit and "user" not in layout.custom
+        body_name = f"{label} template"
+        out = []
+        for ex in examples:
+            variables = _examples.example_vars(ex, names)
+            user = render_compiled(body, variables, name=body_name)
+            if not bare:
+                delimited = [(name, variables[name]) for name in delimit]
+                user = layout.user(user, (), delimited, need, None, label)
+            output = ex.output
+            if ex.rationale and answer_format is not None:
+                output = answer_format.replace(ANSWER, output)
+            out.append((user, ex.rationale, output))
+        return out
 
     def _inline_examples(self, need: int, selected: tuple[int, ...]) -> list[dict[str, Any]]:
+        examples = self.examples
         return [
-            {
-                "input": self._example_user(ex, need),
-                "rationale": ex.rationale,
-                "output": self._example_output(ex),
-            }
-            for ex in (self.examples[i] for i in selected)
+            {"input": user, "rationale": rationale, "output": output}
+            for user, rationale, output in self._example_parts(
+                (examples[i] for i in selected), need
+            )
+        ]
+
+    def _example_pairs(self, examples: Iterable[Example], need: int) -> list[tuple[str, str]]:
+        """Each example as its (user, assistant) message contents."""
+        layout, label = self._d.layout, self.label
+        return [
+            (user, layout.render("few_shot_output", {"rationale": r, "output": o}, label))
+            for user, r, o in self._example_parts(examples, need)
         ]
 
     def _example_pair(self, ex: Example, need: int) -> tuple[str, str]:
         """The (user, assistant) message contents of one example."""
-        assistant = self._d.layout.render(
-            "few_shot_output",
-            {"rationale": ex.rationale, "output": self._example_output(ex)},
-            self.label,
-        )
-        return self._example_user(ex, need), assistant
+        return self._example_pairs((ex,), need)[0]
 
     def _example_messages(self, need: int, selected: tuple[int, ...]) -> list[Message]:
         d = self._d
@@ -563,13 +595,27 @@ class Prompt(PromptBase):
         cached = d.examples_cache.get(key)
         if cached is not None:
             return cached
-        out: list[Message] = []
         examples = self.examples
-        for i in selected:
-            user, assistant = self._example_pair(examples[i], need)
-            out.append(fast_message("user", user))
-            out.append(fast_message("assistant", assistant))
+        out: list[Message] = []
+        for user, assistant in self._example_pairs((examples[i] for i in selected), need):
+            out.append(_shared_message("user", user))
+            out.append(_shared_message("assistant", assistant))
         if len(d.examples_cache) > 64:
             d.examples_cache.clear()
         d.examples_cache[key] = out
         return out
+
+
+_SHARED: dict[tuple[str, str], Message] = {}
+
+
+def _shared_message(role: Literal["user", "assistant"], content: str) -> Message:
+    """An example's message. Messages are frozen values, so prompts whose examples render
+    to the same texts (prompts built per request from the same examples) share them."""
+    key = (role, content)
+    message = _SHARED.get(key)
+    if message is None:
+        if len(_SHARED) >= 4096:
+            _SHARED.clear()
+        message = _SHARED[key] = fast_message(role, content)
+    return message
