@@ -7,10 +7,10 @@ chain-of-thought trigger at once. The technique classes (``FewShot``, ``ChainOfT
 
 Where things are: the parts (``Example``, ``Document``, ``Perspective``) in ``_parts``;
 :class:`PromptBase` (render, run, stream, batch) in ``_base``; :class:`Prompt` (the
-fields, their validation, the render pipeline) in ``_prompt``; the layout templates and
-their Python twins in ``_layout``; example selection in ``_examples``; history trimming
-in ``_history``; answer extraction in ``_answers``; neutralising untrusted values in
-``_neutralise``; the technique classes in ``_techniques``.
+fields and their validation) in ``_prompt``; the render pipeline in ``_pipeline``; the
+layout templates and their Python twins in ``_layout``; example selection in
+``_examples``; history trimming in ``_history``; answer extraction in ``_answers``;
+neutralising untrusted values in ``_neutralise``; the technique classes in ``_techniques``.
 
 LAYOUT — what ``render()`` returns, always in this order:
 

@@ -18,18 +18,12 @@ from .._errors import PromptError
 from ..retrieval._protocols import ExampleCandidates, ExampleSelector, variables_text
 from ._layout import fence_need
 from ._parts import Example
+from ._pipeline import RenderState, example_pair, system_message
 
 if TYPE_CHECKING:
-    from ._prompt import Prompt, RenderState
+    from ._prompt import Prompt
 
 __all__ = ["aselect", "check_examples", "select"]
-
-
-def example_vars(ex: Example, names: Sequence[str]) -> dict[str, Any]:
-    """The template variables of an example's input (``names``: the template's, sorted)."""
-    if isinstance(ex.input, str):
-        return {names[0]: ex.input}
-    return dict(ex.input)
 
 
 def check_examples(examples: Sequence[Example], names: Sequence[str], template: str) -> int:
@@ -67,12 +61,12 @@ def candidates(prompt: Prompt, state: RenderState) -> ExampleCandidates:
     examples = prompt.examples
 
     def example_messages(i: int) -> tuple[str, str]:
-        return prompt._example_pair(examples[i], state.need)
+        return example_pair(prompt, examples[i], state.need)
 
     def other_messages() -> tuple[str, ...]:
-        system = prompt._system(state, ())
+        text = system_message(prompt, state, ())
         rest = (*(m.content for m in state.history), state.user)
-        return (system, *rest) if system else rest
+        return (text, *rest) if text else rest
 
     return ExampleCandidates(
         query, examples, prompt._d.example_texts, example_messages, other_messages

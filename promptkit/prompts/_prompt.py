@@ -1,11 +1,9 @@
-"""``Prompt``: the fields every technique shares, their validation, and ``render()``.
+"""``Prompt``: the fields every technique shares, their validation, and what a prompt
+derives from them once (compiled templates, the shared layout, the variables, caches).
 
-The render pipeline is in one place, :meth:`Prompt.render`: ``_begin`` (variables
-checked, untrusted values neutralised, the user message and the instruction rendered),
-then the examples chosen (:mod:`._examples`), then ``_finish`` (system message, example
-turns, history, user message). The text of each part comes from the layout
-(:mod:`._layout`); history trimming is :mod:`._history`, answer extraction
-:mod:`._answers`.
+``render()`` runs the pipeline in :mod:`._pipeline` (variables, user message, examples
+chosen by :mod:`._examples`, system message, history); the text of each part comes from
+the layout (:mod:`._layout`).
 """
 
 from __future__ import annotations
@@ -13,7 +11,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -21,43 +19,35 @@ from pydantic import (
     BaseModel,
     Field,
     PrivateAttr,
-    ValidationError,
     field_serializer,
     field_validator,
     model_validator,
 )
 
-from .._errors import InputValidationError, PromptError
-from .._messages import Message, fast_message
+from .._messages import Message
 from .._render import (
     ExtraVars,
     _Compiled,
-    check_variables,
     compile_template,
     load_source,
     render_compiled,
 )
 from .._tokens import TokenCounter
 from ..retrieval._protocols import ExampleSelector, example_text
-from . import _examples
-from ._answers import ANSWER, extract_answer
+from . import _examples, _pipeline
+from ._answers import extract_answer
 from ._base import PromptBase
-from ._history import trim_history
-from ._layout import LAYOUT_TEMPLATES, Layout, fence_need, layout_for
-from ._neutralise import neutralise_values
+from ._layout import LAYOUT_TEMPLATES, Layout, layout_for
 from ._parts import (
     Document,
     Example,
     Perspective,
     coerce_documents,
-    validate_documents,
-    validate_history,
 )
+from ._pipeline import RESERVED
 
 __all__ = ["RESERVED", "Prompt"]
 
-#: Variable names that a technique consumes itself; they are never template variables.
-RESERVED = frozenset({"documents", "history", "params", "output"})
 
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -110,28 +100,6 @@ class _Derived:
         return isinstance(other, _Derived)
 
     __hash__ = None  # type: ignore[assignment]
-
-
-class RenderState:
-    """What a render computed before the examples are chosen."""
-
-    __slots__ = ("documents", "history", "instruction", "need", "user", "variables")
-
-    def __init__(
-        self,
-        variables: dict[str, Any],
-        documents: list[Document],
-        history: list[Message],
-        need: int,
-        instruction: str | None,
-        user: str,
-    ) -> None:
-        self.variables = variables
-        self.documents = documents
-        self.history = history
-        self.need = need
-        self.instruction = instruction
-        self.user = user
 
 
 class Prompt(PromptBase):
@@ -364,7 +332,7 @@ class Prompt(PromptBase):
     def select_examples(self, **variables: Any) -> list[Example]:
         """The examples ``render(**variables)`` shows, in their order (see
         :mod:`promptkit.prompts._examples`)."""
-        state = self._begin(self._with_documents(variables))
+        state = _pipeline.begin(self, self._with_documents(variables))
         return [self.examples[i] for i in _examples.select(self, state)]
 
     def extract_answer(self, text: str) -> str | None:
@@ -387,16 +355,16 @@ class Prompt(PromptBase):
         ``documents=`` (Context) and ``history=`` (Conversation) may be given here to
         replace the prompt's own for this call.
         """
-        state = self._begin(self._with_documents(variables))
+        state = _pipeline.begin(self, self._with_documents(variables))
         if self.example_selector is None:
-            return self._finish(state, self._d.fixed_selection)
-        return self._finish(state, _examples.select(self, state))
+            return _pipeline.finish(self, state, self._d.fixed_selection)
+        return _pipeline.finish(self, state, _examples.select(self, state))
 
     async def arender(self, **variables: Any) -> list[Message]:
         """Async twin of :meth:`render`: a retriever's ``aretrieve`` and a selector's
         ``aselect`` are awaited when they have them."""
-        state = self._begin(await self._awith_documents(variables))
-        return self._finish(state, await _examples.aselect(self, state))
+        state = _pipeline.begin(self, await self._awith_documents(variables))
+        return _pipeline.finish(self, state, await _examples.aselect(self, state))
 
     def _with_documents(self, variables: dict[str, Any]) -> dict[str, Any]:
         """Hook: the variables with documents added (Context retrieves here)."""
@@ -404,218 +372,3 @@ class Prompt(PromptBase):
 
     async def _awith_documents(self, variables: dict[str, Any]) -> dict[str, Any]:
         return variables
-
-    def _begin(self, variables: dict[str, Any]) -> RenderState:
-        """Everything of a render that does not depend on which examples are shown."""
-        d = self._d
-        label = self.label
-        documents = self.documents
-        history = self.history
-        if "documents" in variables:
-            documents = validate_documents(variables.pop("documents"), label)
-        if "history" in variables:
-            history = validate_history(variables.pop("history"), label)
-        if self.inputs is not None:
-            variables = self._validate_inputs(variables)
-        elif variables.keys() != d.required:
-            check_variables(
-                variables, d.required, name=label, extra_vars=self.extra_vars, optional=RESERVED
-            )
-        if self.neutralise_untrusted and (self.delimit or self.untrusted or documents):
-            documents = neutralise_values(
-                variables,
-                documents,
-                delimit=self.delimit,
-                untrusted=self.untrusted,
-                special_tokens=self.special_tokens,
-                label=label,
-            )
-        if self._requires_documents and not documents:
-            raise PromptError(
-                f"{label} needs documents: pass documents=[...] to render()/run() or set "
-                "them on the prompt."
-            )
-
-        body = render_compiled(d.body, variables, name=f"{label} template")
-        # the fence: one longer than any run of '<' in any text of the user message
-        need = d.fence
-        if "<<<" in body:
-            need = max(need, fence_need(body))
-        for name in self.delimit:
-            value = variables[name]
-            if not isinstance(value, str):
-                raise PromptError(
-                    f"{label}: delimited variable {name!r} must be a str, got "
-                    f"{type(value).__name__}; convert it first."
-                )
-            if "<<<" in value:
-                need = max(need, fence_need(value))
-        for doc in documents:
-            if "<<<" in doc.text or (doc.title and "<<<" in doc.title):
-                need = max(need, fence_need(doc.text), fence_need(doc.title or ""))
-
-        instruction = d.static_instruction
-        if instruction is None and d.instr is not None:
-            instruction = render_compiled(d.instr, variables, name=f"{label} instruction")
-        user = d.layout.user(
-            body,
-            documents,
-            [(name, variables[name]) for name in self.delimit],
-            need,
-            self.reasoning,
-            label,
-        )
-        if history:
-            history = trim_history(
-                history,
-                max_turns=self.max_turns,
-                max_history_tokens=self.max_history_tokens,
-                token_counter=self.token_counter,
-            )
-        return RenderState(variables, documents, history, need, instruction, user)
-
-    def _system(self, state: RenderState, inline: tuple[int, ...]) -> str:
-        d = self._d
-        documents = state.documents
-        has_sections = bool(self.delimit or documents)
-        key: tuple[Any, ...] = (
-            state.instruction,
-            state.need,
-            has_sections,
-            documents[0].id if documents else None,
-        )
-        if inline:
-            key += inline
-        system = d.system_cache.get(key)
-        if system is None:
-            o, c = "<" * state.need, ">" * state.need
-            context = {
-                **d.context,
-                "instruction": state.instruction or "",
-                "has_documents": bool(documents),
-                "first_document_id": documents[0].id if documents else "",
-                "has_sections": has_sections,
-                "open_marker": f"{o}LABEL{c}",
-                "close_marker": f"{o}END LABEL{c}",
-                "inline_examples": self._inline_examples(state.need, inline),
-            }
-            system = d.layout.system(context, self.label)
-            if len(d.system_cache) > 64:
-                d.system_cache.clear()
-            d.system_cache[key] = system
-        return system
-
-    def _finish(self, state: RenderState, selected: tuple[int, ...]) -> list[Message]:
-        turns = self.examples_layout == "turns"
-        system = self._system(state, () if turns else selected)
-        messages: list[Message] = [fast_message("system", system)] if system else []
-        if selected and turns:
-            messages.extend(self._example_messages(state.need, selected))
-        if state.history:
-            messages.extend(state.history)
-        if not state.user and not messages:
-            raise PromptError(
-                f"{self.label} renders no message: give it an instruction, a template or input."
-            )
-        messages.append(fast_message("user", state.user))
-        return messages
-
-    def _validate_inputs(self, variables: dict[str, Any]) -> dict[str, Any]:
-        assert self.inputs is not None
-        try:
-            model = self.inputs.model_validate(variables)
-        except ValidationError as exc:
-            lines = []
-            for err in exc.errors():
-                loc = ".".join(str(x) for x in err["loc"]) or "(inputs)"
-                lines.append(f"{loc}: {err['msg']}")
-            raise InputValidationError(
-                f"{self.label} inputs failed validation against {self.inputs.__name__}: "
-                + "; ".join(lines)
-                + ". Fix the values passed to render()/run().",
-                errors=[dict(e) for e in exc.errors()],
-            ) from None
-        values = {k: getattr(model, k) for k in type(model).model_fields}
-        missing = self._d.required - set(values)
-        if missing:
-            check_variables(values, self._d.required, name=self.label, extra_vars="ignore")
-        return values
-
-    # ------------------------------------------------------------------ examples as text
-
-    def _example_parts(
-        self, examples: Iterable[Example], need: int
-    ) -> list[tuple[str, str | None, str]]:
-        """Each example as (user message text, rationale, output in the answer format)."""
-        d = self._d
-        label = self.label
-        names, body, layout, delimit = d.names, d.body, d.layout, self.delimit
-        answer_format = self.answer_format
-        if not answer_format or ANSWER not in answer_format:
-            answer_format = None
-        bare = not delimit and "user" not in layout.custom
-        body_name = f"{label} template"
-        out = []
-        for ex in examples:
-            variables = _examples.example_vars(ex, names)
-            user = render_compiled(body, variables, name=body_name)
-            if not bare:
-                delimited = [(name, variables[name]) for name in delimit]
-                user = layout.user(user, (), delimited, need, None, label)
-            output = ex.output
-            if ex.rationale and answer_format is not None:
-                output = answer_format.replace(ANSWER, output)
-            out.append((user, ex.rationale, output))
-        return out
-
-    def _inline_examples(self, need: int, selected: tuple[int, ...]) -> list[dict[str, Any]]:
-        examples = self.examples
-        return [
-            {"input": user, "rationale": rationale, "output": output}
-            for user, rationale, output in self._example_parts(
-                (examples[i] for i in selected), need
-            )
-        ]
-
-    def _example_pairs(self, examples: Iterable[Example], need: int) -> list[tuple[str, str]]:
-        """Each example as its (user, assistant) message contents."""
-        layout, label = self._d.layout, self.label
-        return [
-            (user, layout.render("few_shot_output", {"rationale": r, "output": o}, label))
-            for user, r, o in self._example_parts(examples, need)
-        ]
-
-    def _example_pair(self, ex: Example, need: int) -> tuple[str, str]:
-        """The (user, assistant) message contents of one example."""
-        return self._example_pairs((ex,), need)[0]
-
-    def _example_messages(self, need: int, selected: tuple[int, ...]) -> list[Message]:
-        d = self._d
-        key = (need, selected)
-        cached = d.examples_cache.get(key)
-        if cached is not None:
-            return cached
-        examples = self.examples
-        out: list[Message] = []
-        for user, assistant in self._example_pairs((examples[i] for i in selected), need):
-            out.append(_shared_message("user", user))
-            out.append(_shared_message("assistant", assistant))
-        if len(d.examples_cache) > 64:
-            d.examples_cache.clear()
-        d.examples_cache[key] = out
-        return out
-
-
-_SHARED: dict[tuple[str, str], Message] = {}
-
-
-def _shared_message(role: Literal["user", "assistant"], content: str) -> Message:
-    """An example's message. Messages are frozen values, so prompts whose examples render
-    to the same texts (prompts built per request from the same examples) share them."""
-    key = (role, content)
-    message = _SHARED.get(key)
-    if message is None:
-        if len(_SHARED) >= 4096:
-            _SHARED.clear()
-        message = _SHARED[key] = fast_message(role, content)
-    return message
