@@ -57,7 +57,27 @@ from ._params import (
     SHORT,
     SamplingParams,
 )
-from ._prompt import (
+from ._render import Template
+from ._tokens import (
+    APPROX,
+    LlamaCppTokenCounter,
+    ServerTokenCounter,
+    TiktokenCounter,
+    TokenCounter,
+    approx_tokens,
+)
+from ._untrusted import COMMON_SPECIAL_TOKENS, neutralise
+from .backends._base import (
+    LLM,
+    Backend,
+    Delta,
+    Embeddings,
+    Request,
+    TextStream,
+    UnsupportedParameterWarning,
+)
+from .backends.fake import FakeBackend
+from .prompts import (
     LAYOUT_TEMPLATES,
     ChainOfThought,
     Context,
@@ -73,21 +93,7 @@ from ._prompt import (
     Prompt,
     Role,
     ZeroShot,
-    approx_tokens,
 )
-from ._render import Template
-from ._tokens import APPROX, LlamaCppTokenCounter, ServerTokenCounter, TiktokenCounter, TokenCounter
-from ._untrusted import COMMON_SPECIAL_TOKENS, neutralise
-from .backends._base import (
-    LLM,
-    Backend,
-    Delta,
-    Embeddings,
-    Request,
-    TextStream,
-    UnsupportedParameterWarning,
-)
-from .backends.fake import FakeBackend
 
 if TYPE_CHECKING:
     from . import retrieval as retrieval

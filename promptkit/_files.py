@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigurationError, PromptError
-from ._prompt import (
+from .prompts import (
     ChainOfThought,
     Context,
     Conversation,

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import promptkit as pk
 from promptkit import Message
-from promptkit._prompt import PromptBase
+from promptkit.prompts import PromptBase
 from promptkit.prompty import (
     PromptyPrompt,
     dump,

@@ -19,8 +19,8 @@ from .._params import SamplingParams
 from ._results import BatchItem
 
 if TYPE_CHECKING:
-    from .._prompt import PromptBase
     from ..backends._base import LLM
+    from ..prompts import PromptBase
 
 _FORMAT_VERSION = 1
 

@@ -146,7 +146,7 @@ class AdaptiveLimiter:
 
 
 def estimate_tokens(messages: Sequence[Message], params: SamplingParams) -> int:
-    from .._prompt import approx_tokens
+    from .._tokens import approx_tokens
 
     prompt = sum(approx_tokens(m.content) for m in messages)
     n = params.n or 1

@@ -46,8 +46,8 @@ from ._results import BatchItem, BatchResult, Tally
 
 if TYPE_CHECKING:
     from .._messages import Message
-    from .._prompt import PromptBase
     from ..backends._base import LLM
+    from ..prompts import PromptBase
 
 
 def _known_len(inputs: Iterable[Any]) -> int | None:
@@ -185,7 +185,7 @@ class _Run:
     async def _render(self, job: _Job) -> bool:
         """Render a new job's messages (a retriever's I/O off the event loop); False when
         rendering failed, which is the input's result."""
-        from .._prompt import arender_prompt
+        from ..prompts import arender_prompt
 
         try:
             job.messages = await arender_prompt(self.prompt, job.value)

@@ -85,7 +85,7 @@ from .._params import SamplingParams, UnsupportedPolicy, check_policy, merge_par
 from ._results import BatchItem, BatchResult, summarize
 
 if TYPE_CHECKING:
-    from .._prompt import PromptBase
+    from ..prompts import PromptBase
 
 __all__ = ["export_openai_batch", "import_openai_batch_results"]
 

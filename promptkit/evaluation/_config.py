@@ -66,7 +66,7 @@ from pydantic import ValidationError
 
 from .._errors import ConfigurationError, PromptError, PromptkitError
 from .._params import PRESETS, SamplingParams
-from .._prompt import Example, Prompt, PromptBase
+from ..prompts import Example, Prompt, PromptBase
 from ..strategies import extract as _extract
 from ._dataset import Dataset, Split
 from ._errors import DatasetError

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
-from .._prompt import Example
+from ..prompts import Example
 from ._errors import DatasetError
 
 __all__ = ["Dataset", "Record", "Split", "load_dataset", "split"]

@@ -19,8 +19,8 @@ from .._params import SamplingParams, merge_params
 from .._pricing import LOCAL_BACKENDS, Price, PriceLike, price_for
 from .._pricing import as_price as _as_price
 from .._progress import Progress
-from .._prompt import Example, PromptBase
 from .._telemetry import span
+from ..prompts import Example, PromptBase
 from ..strategies import extract as _extract
 from ..strategies._plan import PASS_THROUGH, Plan, Strategy, adrive, prompt_variables
 from ._dataset import Dataset, Record, Split

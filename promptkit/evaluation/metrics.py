@@ -31,7 +31,7 @@ from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
 from .._params import SamplingParams
-from .._prompt import Delimited, PromptBase
+from ..prompts import Delimited, PromptBase
 from ..strategies import extract as _extract
 from ..strategies import normalize as _normalize
 from ..strategies._plan import select

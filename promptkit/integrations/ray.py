@@ -187,8 +187,8 @@ class RayPrompt:
         prefix: str = "",
         max_attempts: int = 3,
     ) -> None:
-        from .._prompt import PromptBase
         from ..batch._api import check_options
+        from ..prompts import PromptBase
 
         if isinstance(backend, LLM) or isinstance(target, LLM):
             raise ConfigurationError(
@@ -485,7 +485,7 @@ class _Gate:
 
 
 def _request_tokens(req: Request) -> float:
-    from .._prompt import approx_tokens
+    from .._tokens import approx_tokens
 
     tokens = sum(approx_tokens(m.content) for m in req.messages or ())
     if req.prompt is not None:
@@ -664,7 +664,7 @@ class _PromptActor:
             )  # fmt: skip
             return res.text, res.value, res.usage
         if job.is_prompt:
-            from .._prompt import arender_prompt
+            from ..prompts import arender_prompt
 
             messages = await arender_prompt(job.target, values)
             completion = await self.llm.acomplete(messages, params=self.call_params)

@@ -46,10 +46,10 @@ from typing import TYPE_CHECKING, Any
 
 from .. import _config as _connect_config
 from .._errors import ConfigurationError, PromptkitError
-from .._prompt import Prompt
 from ..evaluation import _config as _eval_config
 from ..evaluation._dataset import Dataset
 from ..evaluation._run import as_price
+from ..prompts import Prompt
 from ._report import Budget, OptimizeReport
 from ._search import TECHNIQUES, optimize
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._prompt import Example, Prompt
 from ..evaluation._report import VariantResult, fmt_ci, fmt_pct, fmt_usd
+from ..prompts import Example, Prompt
 from ._stats import PairedTest
 
 __all__ = ["Budget", "Candidate", "OptimizeReport", "Spend"]

@@ -20,7 +20,6 @@ from .._errors import ConfigurationError
 from .._messages import Message
 from .._params import SamplingParams, merge_params
 from .._pricing import LOCAL_BACKENDS, Price, PriceLike
-from .._prompt import ChainOfThought, Example, FewShot, Prompt, ZeroShot
 from .._tokens import approx_tokens
 from ..evaluation._dataset import Dataset, Record
 from ..evaluation._report import ItemResult, VariantResult
@@ -31,6 +30,7 @@ from ..evaluation._run import (
     check_overlap,
 )
 from ..evaluation.metrics import Metric, as_metric
+from ..prompts import ChainOfThought, Example, FewShot, Prompt, ZeroShot
 from ._errors import BudgetError, OptimizeError
 from ._report import Budget, Candidate, OptimizeReport, Spend
 from ._stats import holm, paired_test

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from .._errors import PromptError
 from .._messages import Message
-from .._prompt import Prompt, PromptBase
+from ..prompts import Prompt, PromptBase
 from ._core import (
     PromptyModel,
     PromptyPrompt,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ValidationError
 
 from .._errors import ConfigurationError, PromptError
-from .._prompt import Document, Example
+from ..prompts import Document, Example
 from ._protocols import Embedder, aembed, embed, example_text, normalize, require_numpy
 
 if TYPE_CHECKING:

@@ -1,6 +1,6 @@
 """The protocols retrieval and example selection plug into, and the embedding helpers.
 
-Kept free of numpy and of the prompt module at import time: :mod:`promptkit._prompt`
+Kept free of numpy and of the prompt objects at import time: :mod:`promptkit.prompts`
 imports it for its field types.
 """
 
@@ -15,8 +15,8 @@ from .._errors import ConfigurationError
 if TYPE_CHECKING:
     import numpy as np
 
-    from .._prompt import Document, Example
     from ..backends._base import LLM
+    from ..prompts import Document, Example
 
 __all__ = [
     "Embedder",

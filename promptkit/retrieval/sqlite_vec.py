@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError, PromptError
-from .._prompt import Document
+from ..prompts import Document
 from ._index import item_text
 from ._protocols import Embedder, aembed, embed, normalize
 

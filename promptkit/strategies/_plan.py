@@ -43,10 +43,11 @@ from .._errors import MalformedResponseError
 from .._messages import Message
 from .._params import SamplingParams, merge_params
 from .._telemetry import carry_context, start_span, tracer
+from ..prompts import arender_prompt
 
 if TYPE_CHECKING:
-    from .._prompt import PromptBase
     from ..backends._base import LLM
+    from ..prompts import PromptBase
 
 __all__ = [
     "Call",
@@ -350,8 +351,6 @@ async def adrive(
 ) -> R:
     """Async twin of :func:`drive`. ``observe``, when given, is called with each batch's
     Completions before the plan gets them (the evaluation counts requests with it)."""
-    from .._prompt import arender_prompt
-
     spans = _Spans()
     try:
         step = next(plan)

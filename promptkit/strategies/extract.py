@@ -27,7 +27,7 @@ from ._errors import ExtractionError
 from ._json import find_json
 
 if TYPE_CHECKING:
-    from .._prompt import PromptBase
+    from ..prompts import PromptBase
 
 __all__ = [
     "Extractor",

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .._completion import Completion, Usage
 from .._errors import ParameterError
 from .._params import merge_params
-from .._prompt import Perspectives, Prompt, PromptBase
+from ..prompts import Perspectives, Prompt, PromptBase
 from ._plan import (
     Call,
     Plan,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from .._completion import Completion, Usage
 from .._errors import MissingVariablesError, ParameterError
 from .._params import merge_params
-from .._prompt import PromptBase
+from ..prompts import PromptBase
 from ._errors import ChainWiringError
 from ._plan import (
     Call,

@@ -42,8 +42,8 @@ from ._plan import (
 
 if TYPE_CHECKING:
     from .._params import SamplingParams
-    from .._prompt import PromptBase
     from ..backends._base import LLM
+    from ..prompts import PromptBase
 
 __all__ = [
     "OutputMode",

@@ -1,0 +1,46 @@
+"""History trimming for conversations: whole turns dropped from the oldest end.
+
+>>> from promptkit import Message
+>>> h = [Message.user("a"), Message.assistant("b"), Message.user("c"), Message.assistant("d")]
+>>> [m.content for m in trim_history(h, max_turns=1)]
+['c', 'd']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .._messages import Message
+from .._tokens import TokenCounter, message_cost
+
+__all__ = ["trim_history"]
+
+
+def trim_history(
+    history: list[Message],
+    *,
+    max_turns: int | None = None,
+    max_history_tokens: int | None = None,
+    token_counter: TokenCounter | Callable[[str], int] | None = None,
+) -> list[Message]:
+    """``history`` cut to its last ``max_turns`` turns and then to ``max_history_tokens``
+    tokens (each message costed by :func:`~promptkit._tokens.message_cost`). A turn is a
+    user message and the messages after it up to the next user message."""
+    turns: list[list[Message]] = []
+    for m in history:
+        if m.role == "user" or not turns:
+            turns.append([m])
+        else:
+            turns[-1].append(m)
+    if max_turns is not None:
+        turns = turns[len(turns) - max_turns :] if max_turns else []
+    if max_history_tokens is not None:
+        count = message_cost(token_counter)
+        sizes = [sum(count(m.content) for m in t) for t in turns]
+        total = sum(sizes)
+        start = 0
+        while start < len(turns) and total > max_history_tokens:
+            total -= sizes[start]
+            start += 1
+        turns = turns[start:]
+    return [m for t in turns for m in t]
