@@ -196,6 +196,28 @@ def _load_completion(text: str) -> Completion:
 # --------------------------------------------------------------------------- the cache
 
 
+def _setup_retrying(conn: sqlite3.Connection, sql: str, timeout: float) -> Any:
+    """Run a setup statement, waiting out "database is locked" for up to ``timeout`` s.
+
+    Switching to the write-ahead log (and creating the table) while another process does
+    the same can fail at once with SQLITE_BUSY: SQLite does not call the busy handler for a
+    journal-mode change, so ``busy_timeout`` alone does not cover two processes opening a
+    new cache file together.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while True:
+        try:
+            return conn.execute(sql).fetchone()
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+
 class Cache:
     """A response cache in one SQLite file; pass it to ``LLM(..., cache=Cache(path))``.
 
@@ -250,7 +272,7 @@ class Cache:
             str(self.path), timeout=self.timeout, isolation_level=None, check_same_thread=False
         )
         conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+        mode = _setup_retrying(conn, "PRAGMA journal_mode = WAL", self.timeout)
         if mode is None or str(mode[0]).lower() != "wal":
             warnings.warn(
                 f"Cache {str(self.path)!r}: SQLite refused the write-ahead log (journal mode "
@@ -259,9 +281,11 @@ class Cache:
                 stacklevel=3,
             )
         conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute(
+        _setup_retrying(
+            conn,
             "CREATE TABLE IF NOT EXISTS responses ("
-            " key TEXT PRIMARY KEY, completion TEXT NOT NULL, created REAL NOT NULL)"
+            " key TEXT PRIMARY KEY, completion TEXT NOT NULL, created REAL NOT NULL)",
+            self.timeout,
         )
         self._local.conn = conn
         with self._lock:

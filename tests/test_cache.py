@@ -262,3 +262,36 @@ def test_connect_takes_a_cache_path(tmp_path: Path) -> None:
     b = llm.complete("same question")
     assert (a.text, a.cached) == ("first", False)
     assert (b.text, b.cached) == ("first", True)
+
+
+def test_opening_waits_out_a_lock_while_another_process_sets_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite can answer the switch to the write-ahead log with "database is locked" at once
+    (no busy handler) while another process opens the same new file: opening retries (this
+    failed test_two_processes_share_the_file on a loaded machine)."""
+    import sqlite3
+
+    real_connect = sqlite3.connect
+    refusals = {"n": 2}
+
+    class Flaky:
+        def __init__(self, conn: sqlite3.Connection) -> None:
+            self.conn = conn
+
+        def execute(self, sql: str, *args: Any) -> Any:
+            if "journal_mode" in sql and refusals["n"]:
+                refusals["n"] -= 1
+                raise sqlite3.OperationalError("database is locked")
+            return self.conn.execute(sql, *args)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self.conn, name)
+
+    monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: Flaky(real_connect(*a, **k)))
+    cache = Cache(tmp_path / "c.sqlite", timeout=5)
+    assert refusals["n"] == 0
+    cache.close()
+    refusals["n"] = 10**6  # locked for longer than the timeout: the error still says so
+    with pytest.raises(pk.ConfigurationError, match="locked"):
+        Cache(tmp_path / "d.sqlite", timeout=0.2)
