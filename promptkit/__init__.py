@@ -13,7 +13,6 @@ Importing promptkit is light: backends import httpx or llama.cpp only when they 
 
 from typing import TYPE_CHECKING, Any
 
-from ._completion import Choice, Completion, TokenLogprob, Usage
 from ._config import ResolvedConfig, config_profiles, connect, resolve_config
 from ._errors import (
     AuthenticationError,
@@ -44,7 +43,6 @@ from ._errors import (
     UnexpectedVariablesError,
 )
 from ._files import load_prompt, save_prompt
-from ._messages import Message
 from ._params import (
     BALANCED,
     CREATIVE,
@@ -77,6 +75,7 @@ from ._prompt import (
 )
 from ._render import Template
 from ._tokens import APPROX, LlamaCppTokenCounter, ServerTokenCounter, TiktokenCounter, TokenCounter
+from ._types import Choice, Completion, Message, TokenLogprob, Usage
 from ._untrusted import COMMON_SPECIAL_TOKENS, neutralise
 from .backends._base import (
     LLM,

@@ -53,8 +53,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._completion import Choice, Completion, TokenLogprob, Usage
 from ._errors import ConfigurationError
+from ._types import Choice, Completion, TokenLogprob, Usage
 
 if TYPE_CHECKING:
     from .backends._base import Backend, Request

@@ -11,7 +11,6 @@ import httpx
 import pytest
 import respx
 
-from promptkit._completion import TokenLogprob, Usage
 from promptkit._errors import (
     BadRequestError,
     ConfigurationError,
@@ -19,7 +18,7 @@ from promptkit._errors import (
     ServerError,
     TruncatedError,
 )
-from promptkit._messages import Message
+from promptkit._types import Message, TokenLogprob, Usage
 from promptkit.backends import backend_class
 from promptkit.backends._base import LLM, Request
 from promptkit.backends.ollama import OllamaBackend

@@ -11,9 +11,8 @@ import httpx
 import pytest
 import respx
 
-from promptkit._completion import TokenLogprob, Usage
 from promptkit._errors import ConfigurationError, MalformedResponseError, ServerError
-from promptkit._messages import Message
+from promptkit._types import Message, TokenLogprob, Usage
 from promptkit.backends import backend_class
 from promptkit.backends._base import LLM, Delta, Request
 from promptkit.backends.openai import LlamaServerBackend, OpenAIBackend

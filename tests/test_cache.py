@@ -14,7 +14,7 @@ import pytest
 import promptkit as pk
 from promptkit import LLM, FakeBackend, SamplingParams
 from promptkit._cache import Cache, CacheStats, CacheWarning, cache_key
-from promptkit._completion import Choice, Completion, TokenLogprob, Usage
+from promptkit._types import Choice, Completion, TokenLogprob, Usage
 from promptkit.backends._base import Request
 
 MSGS = [pk.Message.system("Be brief."), pk.Message.user("Capital of France?")]
@@ -196,7 +196,7 @@ WRITER = r"""
 import sys
 from promptkit import FakeBackend, Message
 from promptkit._cache import Cache
-from promptkit._completion import Choice, Completion
+from promptkit._types import Choice, Completion
 from promptkit.backends._base import Request
 
 path, who, n = sys.argv[1], sys.argv[2], int(sys.argv[3])

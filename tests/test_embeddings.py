@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 import promptkit as pk
-from promptkit._completion import Completion, Usage
+from promptkit._types import Completion, Usage
 from promptkit.backends._base import Backend, Delta, Embeddings, Request
 from promptkit.backends.fake import hashed_embedding
 

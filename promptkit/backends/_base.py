@@ -23,10 +23,9 @@ import time
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
-from .._completion import Choice, Completion, Usage
 from .._errors import (
     ConfigurationError,
     ContentFilteredError,
@@ -35,12 +34,10 @@ from .._errors import (
     ParameterError,
     TruncatedError,
 )
-from .._messages import Message
 from .._params import SamplingParams, UnsupportedPolicy
+from .._types import Choice, Completion, Delta, Embeddings, Message, Request, Usage
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from .._tokens import TokenCounter
 
 __all__ = [
@@ -76,84 +73,6 @@ class ResponseCache(Protocol):
 
 class UnsupportedParameterWarning(UserWarning):
     """A sampling parameter was dropped because the backend cannot honour it."""
-
-
-@dataclass(frozen=True)
-class Request:
-    """One call as a backend sees it.
-
-    Exactly one of ``messages`` (chat endpoint) and ``prompt`` (completion endpoint) is set.
-    ``params`` holds promptkit parameter names, already filtered to what the backend
-    ``supports``; ``extra`` is copied into the body as is. ``response_format`` is
-    ``{"name": str, "schema": dict, "strict": bool}`` for JSON-schema constrained output.
-    ``sample`` is the index of the first choice this request yields within its call (top-up
-    and emulated-``n`` requests count up), so that a response cache never collapses
-    distinct samples into one.
-    """
-
-    messages: Sequence[Message] | None = None
-    prompt: str | None = None
-    params: dict[str, Any] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
-    response_format: dict[str, Any] | None = None
-    timeout: float | None = None
-    sample: int = 0
-    #: ``params["seed"]`` was drawn by the client for an emulated sample (the user gave no
-    #: seed): a response cache leaves it out of the key, so repeated calls still hit.
-    auto_seed: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Delta:
-    """One piece of a streamed reply. The last one carries ``finish_reason`` (and usage)."""
-
-    text: str = ""
-    finish_reason: str | None = None
-    usage: Usage | None = None
-    model: str | None = None
-
-
-@dataclass(slots=True)
-class Embeddings:
-    """Embedding vectors, one per input text and in input order, with their usage.
-
-    >>> e = Embeddings([[1.0, 0.0], [0.6, 0.8]], model="m")
-    >>> len(e), e.dim, e[1]
-    (2, 2, [0.6, 0.8])
-
-    - ``model``: the embedding model that made them, as the backend names it.
-    - ``requests``: how many requests (batches) produced them.
-    - ``usage``: input tokens (``prompt_tokens``), where the backend reports them.
-    """
-
-    vectors: list[list[float]]
-    model: str | None = None
-    backend: str | None = None
-    usage: Usage = field(default_factory=Usage)
-    requests: int = 1
-    latency_s: float = 0.0
-
-    def __len__(self) -> int:
-        return len(self.vectors)
-
-    def __iter__(self) -> Iterator[list[float]]:
-        return iter(self.vectors)
-
-    def __getitem__(self, i: int) -> list[float]:
-        return self.vectors[i]
-
-    @property
-    def dim(self) -> int:
-        """The vectors' length (0 when there are none)."""
-        return len(self.vectors[0]) if self.vectors else 0
-
-    def array(self) -> np.ndarray[Any, Any]:
-        """The vectors as a float32 numpy array of shape ``(len, dim)`` (needs numpy)."""
-        from ..retrieval._protocols import require_numpy
-
-        numpy = require_numpy()
-        out: np.ndarray[Any, Any] = numpy.asarray(self.vectors, dtype=numpy.float32)
-        return out.reshape(len(self.vectors), self.dim)
 
 
 class Backend(ABC):

@@ -42,7 +42,6 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import tenacity
 
-from .._completion import Completion
 from .._config import Secret
 from .._errors import (
     AuthenticationError,
@@ -58,7 +57,8 @@ from .._errors import (
     RateLimitError,
     ServerError,
 )
-from ._base import Backend, Embeddings, Request
+from .._types import Completion, Embeddings, Request
+from ._base import Backend
 
 __all__ = ["HTTPBackend", "RetryPolicy", "SSEDecoder", "dumps", "loads"]
 

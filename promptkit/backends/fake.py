@@ -10,10 +10,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from .._completion import Choice, Completion, Usage
 from .._errors import ConfigurationError
 from .._params import SAMPLING_FIELDS
-from ._base import Backend, Delta, Embeddings, Request, iter_chunks
+from .._types import Choice, Completion, Delta, Embeddings, Request, Usage
+from ._base import Backend, iter_chunks
 
 __all__ = ["FakeBackend", "hashed_embedding"]
 

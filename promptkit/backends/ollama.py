@@ -9,10 +9,9 @@ from typing import Any, ClassVar
 
 import httpx
 
-from .._completion import Choice, Completion, TokenLogprob, Usage
 from .._errors import ConfigurationError, ParameterError
 from .._params import SAMPLING_FIELDS
-from ._base import Delta, Embeddings, Request
+from .._types import Choice, Completion, Delta, Embeddings, Request, TokenLogprob, Usage
 from ._http import HTTPBackend, _Failure, dumps, loads
 
 __all__ = ["OllamaBackend"]

@@ -19,10 +19,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._completion import Choice, Completion, TokenLogprob, Usage
 from .._errors import BadRequestError, ConfigurationError, ParameterError
 from .._params import SAMPLING_FIELDS
-from ._base import Delta, Embeddings, Request
+from .._types import Choice, Completion, Delta, Embeddings, Request, TokenLogprob, Usage
 from ._http import HTTPBackend, SSEDecoder, dumps, loads
 
 if TYPE_CHECKING:

@@ -42,9 +42,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._completion import Completion
 from .._errors import BackendError, ConfigurationError, ContentFilteredError
-from ._base import Delta, Embeddings, Request
+from .._types import Completion, Delta, Embeddings, Request
 from ._http import _excerpt, _Failure, _safe_url
 from .openai import OpenAIBackend
 

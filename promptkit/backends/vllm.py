@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import httpx
 
 from .._errors import ParameterError
-from ._base import Request
+from .._types import Request
 from .openai import OPENAI_PARAMS, SAMPLER_EXTRAS, OpenAIBackend
 
 __all__ = ["VLLMBackend"]

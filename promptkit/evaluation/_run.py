@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._completion import Completion, Usage
 from .._errors import ConfigurationError, PromptkitError
 from .._params import SamplingParams, merge_params
 from .._progress import Progress
 from .._prompt import Example, PromptBase
+from .._types import Completion, Usage
 from ..strategies import extract as _extract
 from ..strategies._plan import PASS_THROUGH, Plan, Strategy, adrive, prompt_variables
 from ._dataset import Dataset, Record, Split

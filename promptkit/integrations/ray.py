@@ -103,9 +103,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._completion import Completion, Usage
 from .._errors import ConfigurationError, PromptkitError, RateLimitError
 from .._params import SamplingParams, merge_params
+from .._types import Completion, Usage
 from ..backends._base import LLM, Request
 
 if TYPE_CHECKING:

@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._completion import Usage
 from .._errors import ConfigurationError
-from .._messages import Message
 from .._params import SamplingParams, merge_params
 from .._prompt import ChainOfThought, Example, FewShot, Prompt, ZeroShot
 from .._tokens import approx_tokens
+from .._types import Message, Usage
 from ..evaluation._dataset import Dataset, Record
 from ..evaluation._report import ItemResult, VariantResult
 from ..evaluation._run import (

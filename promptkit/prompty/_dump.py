@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from .._errors import PromptError
-from .._messages import Message
 from .._prompt import Prompt, PromptBase
+from .._types import Message
 from ._core import (
     PromptyModel,
     PromptyPrompt,

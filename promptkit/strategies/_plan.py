@@ -33,10 +33,9 @@ from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from .._completion import Completion, Usage
 from .._errors import MalformedResponseError
-from .._messages import Message
 from .._params import SamplingParams, merge_params
+from .._types import Completion, Message, Usage
 
 if TYPE_CHECKING:
     from .._prompt import PromptBase

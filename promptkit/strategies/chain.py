@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from .._completion import Completion, Usage
 from .._errors import ParameterError
 from .._params import merge_params
 from .._prompt import PromptBase
 from .._render import check_variables
+from .._types import Completion, Usage
 from ._errors import ChainStepError, ChainWiringError, ExtractionError
 from ._plan import (
     PASS_THROUGH,

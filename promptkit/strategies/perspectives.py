@@ -22,10 +22,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._completion import Completion, Usage
 from .._errors import ParameterError
 from .._params import merge_params
 from .._prompt import Perspectives, Prompt, PromptBase
+from .._types import Completion, Usage
 from ._plan import (
     Call,
     Plan,

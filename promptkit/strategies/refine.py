@@ -23,10 +23,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._completion import Completion, Usage
 from .._errors import MissingVariablesError, ParameterError
 from .._params import merge_params
 from .._prompt import PromptBase
+from .._types import Completion, Usage
 from ._errors import ChainWiringError
 from ._plan import Call, Plan, Strategy, one, prompt_params, prompt_variables, rendered, select
 

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from .._completion import Choice, Usage
 from .._errors import ParameterError
 from .._params import SamplingParams, merge_params
+from .._types import Choice, Usage
 from . import extract as _extract
 from ._plan import (
     Call,

@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .._completion import Completion, Usage
 from .._errors import ParameterError
-from .._messages import Message
+from .._types import Completion, Message, Usage
 from ._errors import StructuredOutputError
 from ._json import find_json
 from ._plan import (
