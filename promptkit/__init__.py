@@ -13,6 +13,7 @@ Importing promptkit is light: backends import httpx or llama.cpp only when they 
 
 from typing import TYPE_CHECKING, Any
 
+from ._client import LLM, TextStream, UnsupportedParameterWarning
 from ._config import ResolvedConfig, config_profiles, connect, resolve_config
 from ._errors import (
     AuthenticationError,
@@ -75,17 +76,9 @@ from ._prompt import (
 )
 from ._render import Template
 from ._tokens import APPROX, LlamaCppTokenCounter, ServerTokenCounter, TiktokenCounter, TokenCounter
-from ._types import Choice, Completion, Message, TokenLogprob, Usage
+from ._types import Choice, Completion, Delta, Embeddings, Message, Request, TokenLogprob, Usage
 from ._untrusted import COMMON_SPECIAL_TOKENS, neutralise
-from .backends._base import (
-    LLM,
-    Backend,
-    Delta,
-    Embeddings,
-    Request,
-    TextStream,
-    UnsupportedParameterWarning,
-)
+from .backends._base import Backend
 from .backends.fake import FakeBackend
 
 if TYPE_CHECKING:

@@ -63,7 +63,7 @@ from ._errors import ConfigurationError, ParameterError
 from ._params import PRESETS, SamplingParams, UnsupportedPolicy
 
 if TYPE_CHECKING:
-    from .backends._base import LLM, ResponseCache
+    from ._client import LLM, ResponseCache
 
 __all__ = [
     "ResolvedConfig",
@@ -260,8 +260,8 @@ class ResolvedConfig:
 
     def build(self) -> LLM:
         """Construct the LLM this configuration describes (what :func:`connect` returns)."""
+        from ._client import LLM
         from .backends import backend_class
-        from .backends._base import LLM
 
         cls = backend_class(self.backend)
         kwargs: dict[str, Any] = dict(self.options)

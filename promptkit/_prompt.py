@@ -87,8 +87,8 @@ from .retrieval._protocols import (
 )
 
 if TYPE_CHECKING:
+    from ._client import LLM, TextStream
     from ._completion import Completion
-    from .backends._base import LLM, TextStream
     from .runner import BatchResult
 
 T = TypeVar("T", bound=BaseModel)

@@ -165,7 +165,7 @@ def export_openai_batch(
     out = Path(path)
     _check_dir(out, "path")
 
-    from .backends._base import LLM
+    from ._client import LLM
     from .backends.openai import OpenAIBackend
     from .backends.vllm import VLLMBackend
 
@@ -220,7 +220,7 @@ def export_openai_batch(
         tmp.unlink(missing_ok=True)
         raise
     if dropped and on_unsupported == "warn":
-        from .backends._base import UnsupportedParameterWarning
+        from ._client import UnsupportedParameterWarning
 
         where = "the OpenAI API" if target == "openai" else "vLLM"
         warnings.warn(

@@ -110,9 +110,9 @@ from ._params import SamplingParams, merge_params
 from ._progress import Progress
 
 if TYPE_CHECKING:
+    from ._client import LLM
     from ._messages import Message
     from ._prompt import PromptBase
-    from .backends._base import LLM
 
 __all__ = [
     "BatchItem",

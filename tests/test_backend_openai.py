@@ -11,10 +11,10 @@ import httpx
 import pytest
 import respx
 
+from promptkit._client import LLM
 from promptkit._errors import ConfigurationError, MalformedResponseError, ServerError
-from promptkit._types import Message, TokenLogprob, Usage
+from promptkit._types import Delta, Message, Request, TokenLogprob, Usage
 from promptkit.backends import backend_class
-from promptkit.backends._base import LLM, Delta, Request
 from promptkit.backends.openai import LlamaServerBackend, OpenAIBackend
 
 BASE = "http://testserver/v1"

@@ -20,8 +20,8 @@ import pytest
 import respx
 
 import promptkit as pk
+from promptkit._client import LLM
 from promptkit._errors import ServerError
-from promptkit.backends._base import LLM
 from promptkit.backends._http import SSEDecoder
 from promptkit.backends.openai import LlamaServerBackend, OpenAIBackend
 

@@ -19,7 +19,7 @@ import promptkit as pk
 from promptkit import LLM, FakeBackend, SamplingParams
 from promptkit._cache import Cache
 from promptkit._progress import Progress
-from promptkit.backends._base import Request
+from promptkit._types import Request
 from promptkit.runner import BatchResult, _ResultsFile, _TokenBucket, arun_batch, run_batch
 
 PROMPT = pk.ZeroShot(instruction="Echo.")

@@ -173,7 +173,7 @@ class _StreamState:
 class OpenAIBackend(HTTPBackend):
     """The OpenAI API, or any server that speaks it.
 
-    >>> from promptkit.backends._base import LLM
+    >>> from promptkit import LLM
     >>> llm = LLM(OpenAIBackend(model="gpt-4o-mini", api_key="sk-..."))   # doctest: +SKIP
     >>> llm.complete("Capital of France?", temperature=0).text             # doctest: +SKIP
     'Paris'

@@ -26,7 +26,7 @@ from ._report import EvalReport, ItemResult, VariantResult
 from .metrics import Judge, Metric, as_metric
 
 if TYPE_CHECKING:
-    from ..backends._base import LLM
+    from .._client import LLM
 
 __all__ = ["LOCAL_BACKENDS", "Price", "Variant", "aevaluate", "evaluate"]
 

@@ -37,7 +37,7 @@ from ._report import Budget, Candidate, OptimizeReport, Spend
 from ._stats import holm, paired_test
 
 if TYPE_CHECKING:
-    from ..backends._base import LLM
+    from .._client import LLM
 
 __all__ = ["aoptimize", "optimize"]
 

@@ -15,8 +15,8 @@ from .._errors import ConfigurationError
 if TYPE_CHECKING:
     import numpy as np
 
+    from .._client import LLM
     from .._prompt import Document, Example
-    from ..backends._base import LLM
 
 __all__ = [
     "Embedder",
@@ -162,7 +162,7 @@ def require_numpy() -> Any:
 
 
 def _from_result(result: Any, n: int) -> tuple[list[list[float]], str | None]:
-    from ..backends._base import Embeddings
+    from .._types import Embeddings
 
     if isinstance(result, Embeddings):
         vectors, model = result.vectors, result.model

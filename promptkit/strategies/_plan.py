@@ -38,8 +38,8 @@ from .._params import SamplingParams, merge_params
 from .._types import Completion, Message, Usage
 
 if TYPE_CHECKING:
+    from .._client import LLM
     from .._prompt import PromptBase
-    from ..backends._base import LLM
 
 __all__ = ["Call", "Plan", "Render", "Strategy", "adrive", "drive", "rendered"]
 

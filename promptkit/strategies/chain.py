@@ -51,8 +51,8 @@ from .extract import Extractor, apply
 from .structured import structured_plan
 
 if TYPE_CHECKING:
+    from .._client import LLM
     from .._params import SamplingParams
-    from ..backends._base import LLM
 
 __all__ = ["Chain", "ChainResult", "Step", "StepResult"]
 

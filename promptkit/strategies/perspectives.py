@@ -41,8 +41,8 @@ from ._plan import (
 )
 
 if TYPE_CHECKING:
+    from .._client import LLM
     from .._params import SamplingParams
-    from ..backends._base import LLM
 
 __all__ = ["PerspectivesResult", "PerspectivesRun", "arun_perspectives", "run_perspectives"]
 

@@ -31,8 +31,8 @@ from ._errors import ChainWiringError
 from ._plan import Call, Plan, Strategy, one, prompt_params, prompt_variables, rendered, select
 
 if TYPE_CHECKING:
+    from .._client import LLM
     from .._params import SamplingParams
-    from ..backends._base import LLM
 
 __all__ = ["Refine", "RefineResult", "RefineRound", "accepts"]
 

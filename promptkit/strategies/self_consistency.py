@@ -36,8 +36,8 @@ from ._plan import (
 from .normalize import Normaliser, as_normaliser, canonical
 
 if TYPE_CHECKING:
+    from .._client import LLM
     from .._prompt import PromptBase
-    from ..backends._base import LLM
     from .extract import Extractor
 
 __all__ = ["DEFAULT_TEMPERATURE", "Sample", "SelfConsistency", "Vote"]

@@ -40,9 +40,9 @@ from ._plan import (
 )
 
 if TYPE_CHECKING:
+    from .._client import LLM
     from .._params import SamplingParams
     from .._prompt import PromptBase
-    from ..backends._base import LLM
 
 __all__ = [
     "OutputMode",

@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from promptkit.backends._base import LLM, Request
+from promptkit._client import LLM
+from promptkit._types import Request
 from promptkit.backends.openai import LlamaServerBackend
 
 pytestmark = pytest.mark.integration
