@@ -23,7 +23,8 @@ import promptkit as pk
 from promptkit._client import LLM
 from promptkit._errors import ServerError
 from promptkit.backends._http import SSEDecoder
-from promptkit.backends.openai import LlamaServerBackend, OpenAIBackend
+from promptkit.backends.llama_server import LlamaServerBackend
+from promptkit.backends.openai import OpenAIBackend
 
 BASE = "http://testserver/v1"
 SSE = {"content-type": "text/event-stream"}

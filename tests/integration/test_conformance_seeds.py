@@ -16,7 +16,7 @@ import pytest
 
 from promptkit._client import LLM
 from promptkit._types import Request
-from promptkit.backends.openai import LlamaServerBackend
+from promptkit.backends.llama_server import LlamaServerBackend
 
 pytestmark = pytest.mark.integration
 
