@@ -23,7 +23,7 @@ import httpx
 from .._errors import ConfigurationError, ParameterError
 from .._params import SAMPLING_FIELDS
 from .._types import Choice, Completion, Delta, Embeddings, Request, TokenLogprob, Usage
-from ._http import HTTPBackend, SSEDecoder, dumps, loads
+from ._http import Body, HTTPBackend, SSEDecoder, dumps, loads
 
 if TYPE_CHECKING:
     from .._tokens import TokenCounter
@@ -233,16 +233,9 @@ class OpenAIBackend(HTTPBackend):
         model: str | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
-        timeout: float = 60,
-        max_retries: int = 3,
-        headers: Mapping[str, str] | None = None,
         extra_params: Iterable[str] | None = None,
         stream_usage: bool | None = None,
         embedding_model: str | None = None,
-        retry_base_delay: float = 0.5,
-        retry_max_delay: float = 8.0,
-        retry_after_max: float = 60.0,
-        retry_total_timeout: float = 120.0,
         **options: Any,
     ) -> None:
         url = (base_url or self.default_base_url).strip().rstrip("/")
@@ -259,19 +252,8 @@ class OpenAIBackend(HTTPBackend):
                 raise ConfigurationError(
                     "The OpenAI API needs a model: pass model=..., e.g. 'gpt-4o-mini'."
                 )
-        super().__init__(
-            model=model,
-            base_url=url,
-            api_key=api_key,
-            timeout=timeout,
-            max_retries=max_retries,
-            headers=headers,
-            retry_base_delay=retry_base_delay,
-            retry_max_delay=retry_max_delay,
-            retry_after_max=retry_after_max,
-            retry_total_timeout=retry_total_timeout,
-            **options,
-        )
+        # the transport options (timeout, max_retries, headers, retry_*): HTTPOptions
+        super().__init__(model=model, base_url=url, api_key=api_key, **options)
         self._official = official
         if extra_params:
             extra = frozenset(extra_params)
@@ -312,9 +294,7 @@ class OpenAIBackend(HTTPBackend):
             )
         return super()._auth_hint()
 
-    def _body(
-        self, request: Request, stream: bool
-    ) -> tuple[httpx.URL, bytes, bool, dict[str, Any], dict[str, str]]:
+    def _body(self, request: Request, stream: bool) -> Body:
         """(url, JSON body, chat?, params as sent, renames applied)."""
         messages = request.messages
         chat = messages is not None
@@ -365,7 +345,7 @@ class OpenAIBackend(HTTPBackend):
         if request.extra:
             body.update(request.extra)
             sent.update(request.extra)
-        return url, dumps(body), chat, sent, renamed
+        return Body(url, dumps(body), chat, sent, renamed)
 
     def build_body(self, request: Request) -> dict[str, Any]:
         """The JSON body :meth:`complete` would post for ``request`` (to
@@ -378,7 +358,7 @@ class OpenAIBackend(HTTPBackend):
         >>> backend.build_body(request)
         {'model': 'm', 'messages': [{'role': 'user', 'content': 'Hi'}], 'max_tokens': 5}
         """
-        _, content, _, _, _ = self._body(request, False)
+        content = self._body(request, False).content
         body: dict[str, Any] = json.loads(content)
         return body
 
