@@ -17,6 +17,7 @@ keeps the input order and sums the usage.
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 import warnings
@@ -32,6 +33,7 @@ from ._errors import (
     TruncatedError,
 )
 from ._params import SamplingParams, UnsupportedPolicy
+from ._sync import run_jobs
 from ._types import Choice, Completion, Delta, Embeddings, Message, Request, Usage
 
 if TYPE_CHECKING:
@@ -478,14 +480,9 @@ class LLM:
             pending = self._next_requests(request, have, n, base)
 
     def _call_all(self, pending: list[Request]) -> list[Completion]:
-        """Send a round of requests, concurrently (threads) when there are several."""
-        if len(pending) == 1:
-            return [self._call(pending[0])]
-        from concurrent.futures import ThreadPoolExecutor
-
-        workers = min(len(pending), self.max_concurrency)
-        with ThreadPoolExecutor(workers, thread_name_prefix="promptkit-n") as pool:
-            return list(pool.map(self._call, pending))
+        """Send a round of requests, concurrently (the shared threads of
+        :func:`~promptkit._sync.run_jobs`) when there are several."""
+        return run_jobs([functools.partial(self._call, r) for r in pending], self.max_concurrency)
 
     async def _acall_all(self, pending: list[Request]) -> list[Completion]:
         """Async twin of :meth:`_call_all`; one request costs no extra task or semaphore."""
@@ -628,14 +625,8 @@ class LLM:
         started = time.perf_counter()
         batches = self._embed_batches(texts, batch_size)
         embed = self.backend.embed
-        if len(batches) <= 1:
-            parts = [embed(b, timeout=timeout) for b in batches]
-        else:
-            from concurrent.futures import ThreadPoolExecutor
-
-            workers = min(len(batches), self.max_concurrency)
-            with ThreadPoolExecutor(workers, thread_name_prefix="promptkit-embed") as pool:
-                parts = list(pool.map(lambda b: embed(b, timeout=timeout), batches))
+        jobs = [functools.partial(embed, b, timeout=timeout) for b in batches]
+        parts = run_jobs(jobs, self.max_concurrency)
         return self._join_embeddings(batches, parts, started)
 
     async def aembed(
@@ -751,7 +742,9 @@ class TextStream:
         self.completion: Completion | None = None
 
     def _take(self, delta: Delta) -> str:
-        self._pieces.append(delta.text)
+        """Record one delta (both loops call this for every delta); its text."""
+        if delta.text:
+            self._pieces.append(delta.text)
         if delta.usage is not None:
             self._usage = delta.usage
         if delta.model:
@@ -793,10 +786,9 @@ class TextStream:
         while True:
             try:
                 for delta in self._llm.backend.stream(self._request):
-                    if delta.text or delta.finish_reason is not None or delta.usage is not None:
-                        text = self._take(delta)
-                        if text:
-                            yield text
+                    text = self._take(delta)
+                    if text:
+                        yield text
                 break
             except FeatureRefusedError as exc:
                 self._refused(exc)

@@ -17,6 +17,7 @@ from .._errors import ConfigurationError, PromptkitError
 from .._params import SamplingParams, merge_params
 from .._progress import Progress
 from .._prompt import Example, PromptBase
+from .._sync import run_sync
 from .._types import Completion, Usage
 from ..strategies import extract as _extract
 from ..strategies._plan import PASS_THROUGH, Plan, Strategy, adrive, prompt_variables
@@ -709,22 +710,13 @@ def evaluate(
     >>> r.accuracy, r.calls, [round(x, 3) for x in r.ci]
     (0.5, 2, [0.095, 0.905])
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise ConfigurationError(
-            "evaluate() cannot run inside a running event loop (a notebook or async code): "
-            "use `await promptkit.aevaluate(...)` there instead."
-        )
-    to_close = list(_as_backends(llm).values())
-    if isinstance(metric, Judge) and metric.llm is not None:
-        to_close.append(metric.llm)
 
     async def main() -> EvalReport:
         from ..runner import _close_async_client
 
+        to_close = list(_as_backends(llm).values())
+        if isinstance(metric, Judge) and metric.llm is not None:
+            to_close.append(metric.llm)
         try:
             return await aevaluate(
                 variants,
@@ -746,4 +738,4 @@ def evaluate(
             for each in to_close:
                 await _close_async_client(each)
 
-    return asyncio.run(main())
+    return run_sync(main, what="evaluate()", instead="await promptkit.aevaluate(...)")
