@@ -37,7 +37,7 @@ class Backend(ABC):
 
     A backend with embeddings sets ``supports_embeddings`` and implements :meth:`embed` for
     one batch (and :meth:`aembed`, which otherwise runs :meth:`embed` in a thread);
-    ``embed_batch_size`` is how many texts :meth:`LLM.embed` puts in one batch.
+    ``embed_batch_size`` is how many texts :meth:`promptkit.LLM.embed` puts in one batch.
     """
 
     name: ClassVar[str] = "backend"
