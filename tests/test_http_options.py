@@ -26,7 +26,9 @@ TRANSPORT = {
 }
 
 
-@pytest.mark.parametrize("name", ["openai", "llama-server", "vllm", "ollama"])
+@pytest.mark.parametrize(
+    "name", ["openai", "llama-server", "vllm", "ollama", "openai-sdk", "azure"]
+)
 def test_every_http_backend_still_names_the_transport_options(name: str) -> None:
     # promptkit.toml keys are checked against the constructors' signatures
     assert _constructor_options(name) >= TRANSPORT

@@ -80,6 +80,10 @@ def _is_http_error(exc: BaseException) -> bool:
     return module.startswith("httpx") and bool(_names(exc) & {"HTTPError", "StreamError"})
 
 
+#: The HTTPOptions fields that configure promptkit's retries (not the SDK client's).
+_RETRY_OPTIONS = ("retry_base_delay", "retry_max_delay", "retry_after_max", "retry_total_timeout")
+
+
 class OpenAISDKBackend(OpenAIBackend):
     """The OpenAI API (or a compatible server) through the official ``openai`` SDK.
 
@@ -132,12 +136,10 @@ class OpenAISDKBackend(OpenAIBackend):
         extra_params: Iterable[str] | None = None,
         stream_usage: bool | None = None,
         embedding_model: str | None = None,
-        retry_base_delay: float = 0.5,
-        retry_max_delay: float = 8.0,
-        retry_after_max: float = 60.0,
-        retry_total_timeout: float = 120.0,
         **options: Any,
     ) -> None:
+        # promptkit's retry policy (retry_base_delay, ...: HTTPOptions) goes to the base class
+        policy = {k: options.pop(k) for k in _RETRY_OPTIONS if k in options}
         if retries not in ("promptkit", "sdk"):
             raise ConfigurationError(f"retries={retries!r}: expected 'promptkit' or 'sdk'.")
         self.retries: RetryOwner = retries
@@ -172,10 +174,7 @@ class OpenAISDKBackend(OpenAIBackend):
             extra_params=extra_params,
             stream_usage=stream_usage,
             embedding_model=embedding_model,
-            retry_base_delay=retry_base_delay,
-            retry_max_delay=retry_max_delay,
-            retry_after_max=retry_after_max,
-            retry_total_timeout=retry_total_timeout,
+            **policy,
         )
         self._settings = (base_url, api_key, organization, project, timeout, headers, options)
         self._sdk = sync if self._own_clients else self._no_retries(sync)
