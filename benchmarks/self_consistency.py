@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _harness import fmt_ns, fmt_ratio, header, parse_args, print_table
 
 import promptkit as pk
-from promptkit.backends._base import LLM
+from promptkit._client import LLM
 from promptkit.backends.openai import LlamaServerBackend, OpenAIBackend
 from promptkit.strategies import SelfConsistency
 

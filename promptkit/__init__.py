@@ -13,7 +13,7 @@ Importing promptkit is light: backends import httpx or llama.cpp only when they 
 
 from typing import TYPE_CHECKING, Any
 
-from ._completion import Choice, Completion, TokenLogprob, Usage
+from ._client import LLM, TextStream, UnsupportedParameterWarning
 from ._config import ResolvedConfig, config_profiles, connect, resolve_config
 from ._errors import (
     AuthenticationError,
@@ -44,7 +44,6 @@ from ._errors import (
     UnexpectedVariablesError,
 )
 from ._files import load_prompt, save_prompt
-from ._messages import Message
 from ._params import (
     BALANCED,
     CREATIVE,
@@ -66,16 +65,9 @@ from ._tokens import (
     TokenCounter,
     approx_tokens,
 )
+from ._types import Choice, Completion, Delta, Embeddings, Message, Request, TokenLogprob, Usage
 from ._untrusted import COMMON_SPECIAL_TOKENS, neutralise
-from .backends._base import (
-    LLM,
-    Backend,
-    Delta,
-    Embeddings,
-    Request,
-    TextStream,
-    UnsupportedParameterWarning,
-)
+from .backends._base import Backend
 from .backends.fake import FakeBackend
 from .prompts import (
     LAYOUT_TEMPLATES,

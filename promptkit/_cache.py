@@ -53,11 +53,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._completion import Choice, Completion, TokenLogprob, Usage
 from ._errors import ConfigurationError
+from ._types import Choice, Completion, TokenLogprob, Usage
 
 if TYPE_CHECKING:
-    from .backends._base import Backend, Request
+    from ._types import Request
+    from .backends._base import Backend
 
 __all__ = ["Cache", "CacheStats", "CacheWarning", "cache_key"]
 
@@ -100,7 +101,7 @@ def cache_key(backend: Backend, request: Request) -> str:
     """The cache key of a request to a backend (hex SHA-256).
 
     >>> from promptkit import FakeBackend, Message
-    >>> from promptkit.backends._base import Request
+    >>> from promptkit._types import Request
     >>> r0 = Request(messages=[Message.user("hi")], params={"temperature": 0.7})
     >>> r1 = Request(messages=[Message.user("hi")], params={"temperature": 0.7}, sample=1)
     >>> cache_key(FakeBackend(), r0) == cache_key(FakeBackend(), r1)

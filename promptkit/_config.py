@@ -65,10 +65,11 @@ from urllib.parse import urlsplit
 from ._errors import ConfigurationError, ParameterError
 from ._params import POLICIES, PRESETS, SamplingParams, UnsupportedPolicy, check_policy
 from ._pricing import Price, PriceLike, price_table
+from ._secret import Secret
 
 if TYPE_CHECKING:
+    from ._client import LLM, ResponseCache
     from ._telemetry import Hook
-    from .backends._base import LLM, ResponseCache
 
 __all__ = [
     "ResolvedConfig",
@@ -126,56 +127,6 @@ _KNOWN_OPTIONS = frozenset(
 )
 _SECRET_LOOKING = frozenset({"api_key", "apikey", "openai_api_key", "key", "token", "secret"})
 _BACKEND_BOUND = ("model", "base_url", "api_key")
-
-
-class Secret:
-    """A string that never shows itself in a repr, str or log line.
-
-    >>> s = Secret("sk-123")
-    >>> s, str(s), s.get()
-    (Secret('***'), '***', 'sk-123')
-    """
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    #: Shorter values are not redacted from text (see :meth:`redact`).
-    MIN_REDACTED = 8
-
-    def get(self) -> str:
-        """The secret value itself."""
-        return self._value
-
-    def redact(self, text: str) -> str:
-        """``text`` with every occurrence of the exact secret replaced by ``***``.
-
-        Only a secret of at least :attr:`MIN_REDACTED` (8) characters is redacted: a
-        shorter one (``"x"``, ``"none"``, the placeholder keys local servers are given)
-        guards nothing and would turn ordinary letters of a server's message into stars.
-
-        >>> Secret("sk-abcdef123456").redact("bad key sk-abcdef123456!")
-        'bad key ***!'
-        >>> Secret("x").redact("Input should be 'text'")
-        "Input should be 'text'"
-        """
-        value = self._value
-        if len(value) < self.MIN_REDACTED:
-            return text
-        return text.replace(value, "***")
-
-    def __repr__(self) -> str:
-        return "Secret('***')"
-
-    def __str__(self) -> str:
-        return "***"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
 
 
 _SECRET_NAME = re.compile(r"key|token|secret|passw|auth|cookie|credential", re.IGNORECASE)
@@ -269,8 +220,8 @@ class ResolvedConfig:
 
     def build(self) -> LLM:
         """Construct the LLM this configuration describes (what :func:`connect` returns)."""
+        from ._client import LLM
         from .backends import backend_class
-        from .backends._base import LLM
 
         cls = backend_class(self.backend)
         kwargs: dict[str, Any] = dict(self.options)

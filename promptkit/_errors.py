@@ -50,7 +50,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._completion import Completion, Usage
+    from ._types import Completion, Usage
     from .strategies.chain import ChainResult
 
 __all__ = [
@@ -358,7 +358,7 @@ class StructuredOutputError(PromptkitError):
         self.attempts = attempts
         self.model = model
         if usage is None:
-            from ._completion import Usage
+            from ._types import Usage
 
             usage = Usage()
         self.usage = usage

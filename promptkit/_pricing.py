@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from ._errors import PriceError
 
 if TYPE_CHECKING:
-    from ._completion import Usage
+    from ._types import Usage
 
 __all__ = ["LOCAL_BACKENDS", "Price", "PriceLike", "as_price", "price_for", "price_table"]
 

@@ -57,8 +57,8 @@ from typing import TYPE_CHECKING, Any
 from ._pricing import price_for
 
 if TYPE_CHECKING:
-    from ._completion import Completion
-    from .backends._base import LLM, Embeddings, Request
+    from ._client import LLM
+    from ._types import Completion, Embeddings, Request
 
 __all__ = ["Hook", "capture_content_default", "span"]
 
@@ -615,7 +615,7 @@ async def observed_acall(llm: LLM, request: Request) -> Completion:
 
 def embedded(obs: CallObservation, texts: int, embeddings: Embeddings) -> None:
     """Close an embeddings observation: one batch of ``texts`` embedded."""
-    from ._completion import Completion
+    from ._types import Completion
 
     if obs.span is not None:
         obs.span.set_attribute("promptkit.embed.texts", texts)

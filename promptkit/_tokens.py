@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from ._errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from .backends.openai import LlamaServerBackend
+    from .backends.llama_server import LlamaServerBackend
 
 __all__ = [
     "APPROX",
@@ -195,13 +195,13 @@ class ServerTokenCounter:
     1
 
     Takes the server address (with or without ``/v1``) or a
-    :class:`~promptkit.backends.openai.LlamaServerBackend`, whose connection, retries and
+    :class:`~promptkit.backends.llama_server.LlamaServerBackend`, whose connection, retries and
     errors it then shares. Counts are cached (the last 4096 texts), since history and
     example budgets count the same texts at every render.
     """
 
     def __init__(self, server: str | LlamaServerBackend, *, cache_size: int = 4096) -> None:
-        from .backends.openai import LlamaServerBackend
+        from .backends.llama_server import LlamaServerBackend
 
         if isinstance(server, str):
             server = LlamaServerBackend(base_url=server, max_retries=1)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 import respx
 
+from promptkit._client import LLM
 from promptkit._errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -29,7 +30,6 @@ from promptkit._errors import (
     ServerError,
     TruncatedError,
 )
-from promptkit.backends._base import LLM
 from promptkit.backends._http import HTTPBackend, RetryPolicy
 from promptkit.backends.ollama import OllamaBackend
 from promptkit.backends.openai import LlamaServerBackend, OpenAIBackend

@@ -11,7 +11,7 @@ import httpx
 import pytest
 import respx
 
-from promptkit._completion import TokenLogprob, Usage
+from promptkit._client import LLM
 from promptkit._errors import (
     BadRequestError,
     ConfigurationError,
@@ -19,9 +19,8 @@ from promptkit._errors import (
     ServerError,
     TruncatedError,
 )
-from promptkit._messages import Message
+from promptkit._types import Message, Request, TokenLogprob, Usage
 from promptkit.backends import backend_class
-from promptkit.backends._base import LLM, Request
 from promptkit.backends.ollama import OllamaBackend
 
 BASE = "http://testserver:11434"

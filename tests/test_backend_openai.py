@@ -11,12 +11,12 @@ import httpx
 import pytest
 import respx
 
-from promptkit._completion import TokenLogprob, Usage
+from promptkit._client import LLM
 from promptkit._errors import ConfigurationError, MalformedResponseError, ServerError
-from promptkit._messages import Message
+from promptkit._types import Delta, Message, Request, TokenLogprob, Usage
 from promptkit.backends import backend_class
-from promptkit.backends._base import LLM, Delta, Request
-from promptkit.backends.openai import LlamaServerBackend, OpenAIBackend
+from promptkit.backends.llama_server import LlamaServerBackend
+from promptkit.backends.openai import OpenAIBackend
 
 BASE = "http://testserver/v1"
 OPENAI = "https://api.openai.com/v1"

@@ -20,6 +20,7 @@ import respx
 from sdk_respx import sdk_mock
 
 import promptkit as pk
+from promptkit._client import LLM
 from promptkit._errors import (
     AuthenticationError,
     BackendConnectionError,
@@ -32,7 +33,6 @@ from promptkit._errors import (
     RateLimitError,
     ServerError,
 )
-from promptkit.backends._base import LLM
 from promptkit.backends.openai import OpenAIBackend
 
 openai = pytest.importorskip("openai")

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 import respx
 
-from promptkit._completion import Usage
+from promptkit._client import LLM
+from promptkit._types import Usage
 from promptkit.backends import backend_class
-from promptkit.backends._base import LLM
 from promptkit.backends.vllm import VLLMBackend
 
 BASE = "http://testserver/v1"

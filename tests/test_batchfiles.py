@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import promptkit as pk
-from promptkit.backends._base import UnsupportedParameterWarning
+from promptkit._client import UnsupportedParameterWarning
 from promptkit.batchfiles import export_openai_batch, import_openai_batch_results
 
 PROMPT = pk.FewShot(

@@ -14,8 +14,7 @@ import pytest
 import promptkit as pk
 from promptkit import LLM, FakeBackend, SamplingParams
 from promptkit._cache import Cache, CacheStats, CacheWarning, cache_key
-from promptkit._completion import Choice, Completion, TokenLogprob, Usage
-from promptkit.backends._base import Request
+from promptkit._types import Choice, Completion, Request, TokenLogprob, Usage
 
 MSGS = [pk.Message.system("Be brief."), pk.Message.user("Capital of France?")]
 
@@ -196,8 +195,8 @@ WRITER = r"""
 import sys
 from promptkit import FakeBackend, Message
 from promptkit._cache import Cache
-from promptkit._completion import Choice, Completion
-from promptkit.backends._base import Request
+from promptkit._types import Choice, Completion
+from promptkit._types import Request
 
 path, who, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 cache = Cache(path, timeout=30)
@@ -241,7 +240,7 @@ def test_two_processes_share_the_file(tmp_path: Path) -> None:
             sys.executable,
             "-c",
             "import sys; from promptkit import FakeBackend, Message;"
-            "from promptkit._cache import Cache; from promptkit.backends._base import Request;"
+            "from promptkit._cache import Cache; from promptkit._types import Request;"
             "c = Cache(sys.argv[1]);"
             "print(c.get(FakeBackend(), Request(messages=[Message.user('q3')], sample=1)).text)",
             str(path),

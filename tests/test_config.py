@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from promptkit import backends
+from promptkit._client import LLM
 from promptkit._config import ResolvedConfig, Secret, connect, find_config_file, resolve_config
 from promptkit._errors import ConfigurationError
 from promptkit._params import PRECISE, SamplingParams
-from promptkit.backends._base import LLM
 from promptkit.backends.fake import FakeBackend
 
 SECRET = "sk-test-very-secret-1234567890"

@@ -20,10 +20,11 @@ import pytest
 import respx
 
 import promptkit as pk
+from promptkit._client import LLM
 from promptkit._errors import ServerError
-from promptkit.backends._base import LLM
 from promptkit.backends._http import SSEDecoder
-from promptkit.backends.openai import LlamaServerBackend, OpenAIBackend
+from promptkit.backends.llama_server import LlamaServerBackend
+from promptkit.backends.openai import OpenAIBackend
 
 BASE = "http://testserver/v1"
 SSE = {"content-type": "text/event-stream"}

@@ -18,8 +18,8 @@ import respx
 
 import promptkit as pk
 import promptkit.batch.files
+from promptkit._client import LLM
 from promptkit._errors import ConfigurationError, ParameterError
-from promptkit.backends._base import LLM
 from promptkit.backends.vllm import VLLMBackend
 
 BASE = "http://testserver/v1"

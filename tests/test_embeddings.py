@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 import promptkit as pk
-from promptkit._completion import Completion, Usage
-from promptkit.backends._base import Backend, Delta, Embeddings, Request
+from promptkit._types import Completion, Delta, Embeddings, Request, Usage
+from promptkit.backends._base import Backend
 from promptkit.backends.fake import hashed_embedding
 
 

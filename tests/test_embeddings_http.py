@@ -13,8 +13,8 @@ import pytest
 import respx
 
 import promptkit as pk
+from promptkit._client import LLM
 from promptkit._tokens import APPROX, ServerTokenCounter, TiktokenCounter
-from promptkit.backends._base import LLM
 from promptkit.backends.ollama import OllamaBackend
 from promptkit.backends.openai import LlamaServerBackend, OpenAIBackend
 from promptkit.backends.vllm import VLLMBackend

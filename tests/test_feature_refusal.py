@@ -20,8 +20,8 @@ import respx
 from pydantic import BaseModel
 
 import promptkit as pk
+from promptkit._client import LLM, UnsupportedParameterWarning
 from promptkit._errors import FeatureRefusedError, ParameterError, ServerError
-from promptkit.backends._base import LLM, UnsupportedParameterWarning
 from promptkit.backends.openai import LlamaServerBackend, OpenAIBackend
 
 BASE = "http://testserver/v1"

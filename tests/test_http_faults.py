@@ -15,6 +15,7 @@ import httpx
 import pytest
 import respx
 
+from promptkit._client import LLM
 from promptkit._config import Secret
 from promptkit._errors import (
     BackendTimeoutError,
@@ -23,7 +24,6 @@ from promptkit._errors import (
     RateLimitError,
     ServerError,
 )
-from promptkit.backends._base import LLM
 from promptkit.backends._http import HTTPBackend, RetryPolicy
 from promptkit.backends.openai import LlamaServerBackend, OpenAIBackend
 

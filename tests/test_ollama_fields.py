@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import respx
 
+from promptkit._client import LLM
 from promptkit._errors import ConfigurationError, ParameterError
-from promptkit._messages import Message
-from promptkit.backends._base import LLM, Request
+from promptkit._types import Message, Request
 from promptkit.backends.ollama import OPTIONS, OllamaBackend
 
 BASE = "http://testserver:11434"

@@ -19,7 +19,7 @@ import promptkit as pk
 from promptkit import LLM, FakeBackend, SamplingParams
 from promptkit._cache import Cache
 from promptkit._progress import Progress
-from promptkit.backends._base import Request
+from promptkit._types import Request
 from promptkit.batch import BatchResult, arun_batch, run_batch
 from promptkit.batch._journal import _ResultsFile
 from promptkit.batch._limits import TokenBucket as _TokenBucket

@@ -174,7 +174,7 @@ def test_llama_server_special_tokens_from_tokenize() -> None:
 
     import respx
 
-    from promptkit.backends.openai import LlamaServerBackend
+    from promptkit.backends.llama_server import LlamaServerBackend
 
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post("http://127.0.0.1:8080/tokenize").respond(
@@ -207,7 +207,7 @@ def test_llama_server_special_tokens_from_tokenize() -> None:
 def test_llama_cpp_python_server_gives_the_common_list() -> None:
     import respx
 
-    from promptkit.backends.openai import LlamaServerBackend
+    from promptkit.backends.llama_server import LlamaServerBackend
 
     with respx.mock(assert_all_called=False) as mock:
         mock.post("http://127.0.0.1:8080/tokenize").respond(404, json={"detail": "Not Found"})

@@ -30,7 +30,7 @@ BUILTIN: dict[str, str] = {
     "openai-sdk": "promptkit.backends.openai_sdk:OpenAISDKBackend",
     "azure": "promptkit.backends.openai_sdk:AzureOpenAIBackend",
     "vllm": "promptkit.backends.vllm:VLLMBackend",
-    "llama-server": "promptkit.backends.openai:LlamaServerBackend",
+    "llama-server": "promptkit.backends.llama_server:LlamaServerBackend",
     "ollama": "promptkit.backends.ollama:OllamaBackend",
     "llamacpp": "promptkit.backends.llamacpp:LlamaCppBackend",
     "fake": "promptkit.backends.fake:FakeBackend",

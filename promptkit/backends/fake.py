@@ -10,10 +10,10 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar
 
-from .._completion import Choice, Completion, Usage
 from .._errors import ConfigurationError
 from .._params import SAMPLING_FIELDS
-from ._base import Backend, Delta, Embeddings, Request, iter_chunks
+from .._types import Choice, Completion, Delta, Embeddings, Request, Usage
+from ._base import Backend
 
 __all__ = ["FakeBackend", "hashed_embedding"]
 
@@ -204,3 +204,9 @@ class FakeBackend(Backend):
         for piece in iter_chunks(done.text):
             yield Delta(piece)
         yield Delta("", finish_reason=done.finish_reason, usage=done.usage, model=self.model)
+
+
+def iter_chunks(text: str, size: int = 8) -> Iterable[str]:
+    """Split text into pieces (the fake backend's streaming)."""
+    for i in range(0, len(text), size):
+        yield text[i : i + size]

@@ -81,7 +81,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from .._completion import Choice, Completion, TokenLogprob, Usage
 from .._errors import (
     BackendError,
     ConfigurationError,
@@ -90,13 +89,14 @@ from .._errors import (
     PromptkitError,
 )
 from .._params import SAMPLING_FIELDS
+from .._types import Choice, Completion, Delta, Embeddings, Request, TokenLogprob, Usage
 from .._untrusted import neutralise
-from ._base import Backend, Delta, Embeddings, Request
+from ._base import Backend
 from ._llama_probe import INSTALL_LOCAL_COMMAND, check_llama_runs
 
 if TYPE_CHECKING:
-    from .._messages import Message
     from .._tokens import TokenCounter
+    from .._types import Message
 
 __all__ = [
     "DEFAULT_MODEL_NAME",

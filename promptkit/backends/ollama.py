@@ -7,13 +7,10 @@ import math
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-import httpx
-
-from .._completion import Choice, Completion, TokenLogprob, Usage
 from .._errors import ConfigurationError, ParameterError
 from .._params import SAMPLING_FIELDS
-from ._base import Delta, Embeddings, Request
-from ._http import HTTPBackend, _Failure, dumps, loads
+from .._types import Choice, Completion, Delta, Embeddings, Request, TokenLogprob, Usage
+from ._http import Body, Failure, HTTPBackend, dumps, loads
 
 __all__ = ["OllamaBackend"]
 
@@ -259,19 +256,10 @@ class OllamaBackend(HTTPBackend):
         self,
         *,
         model: str | None = None,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        timeout: float = 60,
-        max_retries: int = 3,
-        headers: Mapping[str, str] | None = None,
         embedding_model: str | None = None,
         embedding_dimensions: int | None = None,
         embedding_truncate: bool | None = None,
         keep_alive: str | float | None = None,
-        retry_base_delay: float = 0.5,
-        retry_max_delay: float = 8.0,
-        retry_after_max: float = 60.0,
-        retry_total_timeout: float = 120.0,
         **options: Any,
     ) -> None:
         if not model:
@@ -279,19 +267,8 @@ class OllamaBackend(HTTPBackend):
                 "The ollama backend needs a model: pass model=..., e.g. 'llama3.2' (see "
                 "`ollama list` for the models you have)."
             )
-        super().__init__(
-            model=model,
-            base_url=base_url,
-            api_key=api_key,
-            timeout=timeout,
-            max_retries=max_retries,
-            headers=headers,
-            retry_base_delay=retry_base_delay,
-            retry_max_delay=retry_max_delay,
-            retry_after_max=retry_after_max,
-            retry_total_timeout=retry_total_timeout,
-            **options,
-        )
+        # base_url, api_key and the transport options: HTTPOptions
+        super().__init__(model=model, **options)
         self.embedding_model = embedding_model
         if embedding_dimensions is not None and (
             isinstance(embedding_dimensions, bool)
@@ -315,10 +292,8 @@ class OllamaBackend(HTTPBackend):
 
     # ------------------------------------------------------------------ request body
 
-    def _body(
-        self, request: Request, stream: bool
-    ) -> tuple[httpx.URL, bytes, bool, dict[str, Any], dict[str, str]]:
-        """(url, JSON body, chat?, params as sent, renames applied)."""
+    def _body(self, request: Request, stream: bool) -> Body:
+        """The :class:`~promptkit.backends._http.Body` of ``request``."""
         messages = request.messages
         body: dict[str, Any] = {"model": self.model}
         if messages is not None:
@@ -396,7 +371,7 @@ class OllamaBackend(HTTPBackend):
                 raise _unknown(key)
         if options:
             body["options"] = options
-        return url, dumps(body), chat, sent, renamed
+        return Body(url, dumps(body), chat, sent, renamed)
 
     @staticmethod
     def _route_chat(body: dict[str, Any], key: str, value: Any) -> None:
@@ -426,7 +401,7 @@ class OllamaBackend(HTTPBackend):
 
     # ------------------------------------------------------------------ replies
 
-    def _not_found(self, failure: _Failure) -> str:
+    def _not_found(self, failure: Failure) -> str:
         message = failure.message.lower()
         if "model" in message or "not found" in message:
             model = self.model

@@ -42,10 +42,9 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .._completion import Completion
 from .._errors import BackendError, ConfigurationError, ContentFilteredError
-from ._base import Delta, Embeddings, Request
-from ._http import _excerpt, _Failure, _safe_url
+from .._types import Completion, Delta, Embeddings, Request
+from ._http import Failure, excerpt, safe_url
 from .openai import OpenAIBackend
 
 __all__ = ["AzureOpenAIBackend", "OpenAISDKBackend"]
@@ -79,6 +78,10 @@ def _is_http_error(exc: BaseException) -> bool:
     """An error of the HTTP library under the SDK (httpx, or httpx2 for openai >= 3)."""
     module = type(exc).__module__.partition(".")[0]
     return module.startswith("httpx") and bool(_names(exc) & {"HTTPError", "StreamError"})
+
+
+#: The HTTPOptions fields that configure promptkit's retries (not the SDK client's).
+_RETRY_OPTIONS = ("retry_base_delay", "retry_max_delay", "retry_after_max", "retry_total_timeout")
 
 
 class OpenAISDKBackend(OpenAIBackend):
@@ -133,12 +136,10 @@ class OpenAISDKBackend(OpenAIBackend):
         extra_params: Iterable[str] | None = None,
         stream_usage: bool | None = None,
         embedding_model: str | None = None,
-        retry_base_delay: float = 0.5,
-        retry_max_delay: float = 8.0,
-        retry_after_max: float = 60.0,
-        retry_total_timeout: float = 120.0,
         **options: Any,
     ) -> None:
+        # promptkit's retry policy (retry_base_delay, ...: HTTPOptions) goes to the base class
+        policy = {k: options.pop(k) for k in _RETRY_OPTIONS if k in options}
         if retries not in ("promptkit", "sdk"):
             raise ConfigurationError(f"retries={retries!r}: expected 'promptkit' or 'sdk'.")
         self.retries: RetryOwner = retries
@@ -173,10 +174,7 @@ class OpenAISDKBackend(OpenAIBackend):
             extra_params=extra_params,
             stream_usage=stream_usage,
             embedding_model=embedding_model,
-            retry_base_delay=retry_base_delay,
-            retry_max_delay=retry_max_delay,
-            retry_after_max=retry_after_max,
-            retry_total_timeout=retry_total_timeout,
+            **policy,
         )
         self._settings = (base_url, api_key, organization, project, timeout, headers, options)
         self._sdk = sync if self._own_clients else self._no_retries(sync)
@@ -361,7 +359,7 @@ class OpenAISDKBackend(OpenAIBackend):
         return cast(httpx.Response, resp)
 
     def _sdk_failure(self, exc: Exception, content: bytes = b"") -> BaseException:
-        """The promptkit failure (a retryable ``_Failure`` or a promptkit error) for an
+        """The promptkit failure (a retryable ``Failure`` or a promptkit error) for an
         exception the SDK raised on the request body ``content`` (read for the features a
         server refuses by name). No SDK or httpx object is kept (their requests carry the
         credentials)."""
@@ -369,44 +367,44 @@ class OpenAISDKBackend(OpenAIBackend):
         if isinstance(exc, openai.APIStatusError):
             return self._status_failure(exc.response, content)
         if isinstance(exc, openai.APITimeoutError):
-            return _Failure("timeout", retryable=True, detail="APITimeoutError")
+            return Failure("timeout", retryable=True, detail="APITimeoutError")
         if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__
             detail = type(cause).__name__ if cause is not None else type(exc).__name__
             if cause is not None and _names(cause) & {"TimeoutException"}:
-                return _Failure("timeout", retryable=True, detail=detail)
+                return Failure("timeout", retryable=True, detail=detail)
             kind = "connect" if cause is None or "ConnectError" in _names(cause) else "dropped"
-            return _Failure(kind, retryable=True, detail=detail)
+            return Failure(kind, retryable=True, detail=detail)
         if isinstance(exc, (json.JSONDecodeError, openai.APIResponseValidationError)):
             return self._malformed(f"the SDK could not read it ({type(exc).__name__})", 1)
         if isinstance(exc, openai.OpenAIError):
             return ConfigurationError(
                 f"The openai client refused to send the request: "
-                f"{_excerpt(str(exc), self._key, 500)} Check how the client was created "
+                f"{excerpt(str(exc), self._key, 500)} Check how the client was created "
                 "(credentials, api_version, endpoint)."
             )
         if _is_http_error(exc):
             return self._transport_failure(exc)
         return exc
 
-    def _transport_failure(self, exc: Exception) -> _Failure:
+    def _transport_failure(self, exc: Exception) -> Failure:
         """httpx's or httpx2's errors, by class name (the SDK may use either)."""
         names = _names(exc)
         detail = type(exc).__name__
         if "TimeoutException" in names:
-            return _Failure("timeout", retryable=True, detail=detail)
+            return Failure("timeout", retryable=True, detail=detail)
         if "ConnectError" in names:
-            return _Failure("connect", retryable=True, detail=detail)
+            return Failure("connect", retryable=True, detail=detail)
         if names & {"RemoteProtocolError", "NetworkError"}:
-            return _Failure("dropped", retryable=True, detail=detail)
-        return _Failure("transport", retryable=False, detail=detail)
+            return Failure("dropped", retryable=True, detail=detail)
+        return Failure("transport", retryable=False, detail=detail)
 
-    def _error(self, f: _Failure, attempts: int, *, midstream: bool = False) -> BackendError:
+    def _error(self, f: Failure, attempts: int, *, midstream: bool = False) -> BackendError:
         text = f"{f.code} {f.message} {f.body or ''}".lower()
         if f.status == 400 and any(code in text for code in _CONTENT_FILTER_CODES):
             said = f' Server said: "{f.message.rstrip(".")}".' if f.message else ""
             return ContentFilteredError(
-                f"{self.name} at {_safe_url(self.base_url)} withheld the reply: its content "
+                f"{self.name} at {safe_url(self.base_url)} withheld the reply: its content "
                 f"filter blocked the prompt (400).{said} Rephrase the prompt or the input.",
                 status=f.status,
                 backend=self.name,
@@ -425,7 +423,7 @@ class OpenAISDKBackend(OpenAIBackend):
             failure = self._sdk_failure(exc)
         finally:
             resp.close()
-        if isinstance(failure, _Failure):
+        if isinstance(failure, Failure):
             raise self._error(failure, attempts, midstream=True)
         if failure is not None:
             raise failure
@@ -438,23 +436,23 @@ class OpenAISDKBackend(OpenAIBackend):
             failure = self._sdk_failure(exc)
         finally:
             await resp.aclose()
-        if isinstance(failure, _Failure):
+        if isinstance(failure, Failure):
             raise self._error(failure, attempts, midstream=True)
         if failure is not None:
             raise failure
 
-    def _line_failure(self, exc: Exception) -> _Failure | None:
+    def _line_failure(self, exc: Exception) -> Failure | None:
         if not _is_http_error(exc):
             return None
         if "StreamError" in _names(exc):
-            return _Failure("dropped", retryable=False, detail=type(exc).__name__)
+            return Failure("dropped", retryable=False, detail=type(exc).__name__)
         return self._transport_failure(exc)
 
     def _lines(self, resp: httpx.Response, attempts: int) -> Generator[str, None, None]:
         it = resp.iter_lines()
         try:
             while True:
-                failure: _Failure | None = None
+                failure: Failure | None = None
                 try:
                     line = next(it)
                 except StopIteration:
@@ -473,7 +471,7 @@ class OpenAISDKBackend(OpenAIBackend):
         it = resp.aiter_lines()
         try:
             while True:
-                failure: _Failure | None = None
+                failure: Failure | None = None
                 try:
                     line = await it.__anext__()
                 except StopAsyncIteration:
@@ -638,6 +636,6 @@ class AzureOpenAIBackend(OpenAISDKBackend):
 
     def _not_found(self, failure: Any) -> str:
         return (
-            f"Nothing found at {_safe_url(self.base_url)} for deployment {self.model!r} "
+            f"Nothing found at {safe_url(self.base_url)} for deployment {self.model!r} "
             "(404). Check the deployment name (model=...), the endpoint and api_version."
         )

@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any, ClassVar
 
-import httpx
-
 from .._errors import ParameterError
-from ._base import Request
+from .._types import Request
+from ._http import Body
 from .openai import OPENAI_PARAMS, SAMPLER_EXTRAS, OpenAIBackend
 
 __all__ = ["VLLMBackend"]
@@ -159,9 +158,7 @@ class VLLMBackend(OpenAIBackend):
         new_extra["structured_outputs"] = outputs
         return replace(request, extra=new_extra), renamed
 
-    def _body(
-        self, request: Request, stream: bool
-    ) -> tuple[httpx.URL, bytes, bool, dict[str, Any], dict[str, str]]:
+    def _body(self, request: Request, stream: bool) -> Body:
         self.check_request(request)
         request, guided = self._structured(request)
         if (
@@ -172,6 +169,6 @@ class VLLMBackend(OpenAIBackend):
             # vLLM's /completions stops at 16 tokens when the field is absent; null means
             # "up to the context length", as on chat
             request = replace(request, extra={"max_tokens": None, **request.extra})
-        url, content, chat, sent, renamed = super()._body(request, stream)
-        renamed.update(guided)
-        return url, content, chat, sent, renamed
+        body = super()._body(request, stream)
+        body.renamed.update(guided)
+        return body

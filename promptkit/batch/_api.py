@@ -18,7 +18,7 @@ from ._results import BatchResult
 from ._workers import _Run
 
 if TYPE_CHECKING:
-    from ..backends._base import LLM
+    from .._client import LLM
     from ..prompts import PromptBase
 
 __all__ = ["arun_batch", "check_options", "close_async_client", "run_batch"]

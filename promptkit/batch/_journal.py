@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._completion import Choice, Completion, Usage
 from .._errors import ConfigurationError, PromptkitError
 from .._params import SamplingParams
+from .._types import Choice, Completion, Usage
 from ._results import BatchItem
 
 if TYPE_CHECKING:
-    from ..backends._base import LLM
+    from .._client import LLM
     from ..prompts import PromptBase
 
 _FORMAT_VERSION = 1

@@ -15,7 +15,7 @@ from .._errors import RateLimitError
 from .._params import SamplingParams
 
 if TYPE_CHECKING:
-    from .._messages import Message
+    from .._types import Message
 
 __all__ = [
     "MAX_BACKOFF",

@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
-from .._completion import Completion, Usage
 from .._errors import BackendError, ConfigurationError, PromptkitError
+from .._types import Completion, Usage
 
 __all__ = ["BatchItem", "BatchResult", "BatchSummary", "Tally", "summarize"]
 

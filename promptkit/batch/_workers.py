@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._completion import Completion
 from .._errors import (
     BackendError,
     ConfigurationError,
@@ -25,6 +24,7 @@ from .._errors import (
 from .._params import SamplingParams, merge_params
 from .._progress import Progress
 from .._telemetry import span
+from .._types import Completion
 from ._journal import (
     _input_sha,
     _item_from_record,
@@ -45,8 +45,8 @@ from ._limits import (
 from ._results import BatchItem, BatchResult, Tally
 
 if TYPE_CHECKING:
-    from .._messages import Message
-    from ..backends._base import LLM
+    from .._client import LLM
+    from .._types import Message
     from ..prompts import PromptBase
 
 

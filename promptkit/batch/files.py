@@ -64,7 +64,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._completion import Completion
 from .._errors import (
     AuthenticationError,
     BackendError,
@@ -82,6 +81,7 @@ from .._errors import (
     ServerError,
 )
 from .._params import SamplingParams, UnsupportedPolicy, check_policy, merge_params
+from .._types import Completion
 from ._results import BatchItem, BatchResult, summarize
 
 if TYPE_CHECKING:
@@ -166,7 +166,7 @@ def export_openai_batch(
     out = Path(path)
     _check_dir(out, "path")
 
-    from ..backends._base import LLM
+    from .._client import LLM
     from ..backends.openai import OpenAIBackend
     from ..backends.vllm import VLLMBackend
 
@@ -221,7 +221,7 @@ def export_openai_batch(
         tmp.unlink(missing_ok=True)
         raise
     if dropped and on_unsupported == "warn":
-        from ..backends._base import UnsupportedParameterWarning
+        from .._client import UnsupportedParameterWarning
 
         where = "the OpenAI API" if target == "openai" else "vLLM"
         warnings.warn(

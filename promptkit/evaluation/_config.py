@@ -75,7 +75,7 @@ from ._run import Price, Variant, as_price, evaluate
 from .metrics import Metric, as_metric, contains, custom, exact_match, judge, numeric, regex
 
 if TYPE_CHECKING:
-    from ..backends._base import LLM
+    from .._client import LLM
 
 __all__ = ["EvalConfig", "load_config"]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, overload
 
-from .._completion import Usage
+from .._types import Usage
 from ._errors import EvaluationError
 from ._stats import percentile, wilson_interval
 

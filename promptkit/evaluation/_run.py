@@ -13,13 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._completion import Completion, Usage
 from .._errors import ConfigurationError, PriceError, PromptkitError
 from .._params import SamplingParams, merge_params
 from .._pricing import LOCAL_BACKENDS, Price, PriceLike, price_for
 from .._pricing import as_price as _as_price
 from .._progress import Progress
+from .._sync import run_sync
 from .._telemetry import span
+from .._types import Completion, Usage
 from ..prompts import Example, PromptBase
 from ..strategies import extract as _extract
 from ..strategies._plan import PASS_THROUGH, Plan, Strategy, adrive, prompt_variables
@@ -29,7 +30,7 @@ from ._report import EvalReport, ItemResult, VariantResult
 from .metrics import Judge, Metric, as_metric
 
 if TYPE_CHECKING:
-    from ..backends._base import LLM
+    from .._client import LLM
 
 __all__ = ["LOCAL_BACKENDS", "Price", "Variant", "aevaluate", "evaluate"]
 
@@ -687,22 +688,13 @@ def evaluate(
     >>> r.accuracy, r.calls, [round(x, 3) for x in r.ci]
     (0.5, 2, [0.095, 0.905])
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise ConfigurationError(
-            "evaluate() cannot run inside a running event loop (a notebook or async code): "
-            "use `await promptkit.aevaluate(...)` there instead."
-        )
-    to_close = list(_as_backends(llm).values())
-    if isinstance(metric, Judge) and metric.llm is not None:
-        to_close.append(metric.llm)
 
     async def main() -> EvalReport:
         from ..batch._api import close_async_client
 
+        to_close = list(_as_backends(llm).values())
+        if isinstance(metric, Judge) and metric.llm is not None:
+            to_close.append(metric.llm)
         try:
             return await aevaluate(
                 variants,
@@ -724,4 +716,4 @@ def evaluate(
             for each in to_close:
                 await close_async_client(each)
 
-    return asyncio.run(main())
+    return run_sync(main, what="evaluate()", instead="await promptkit.aevaluate(...)")

@@ -39,7 +39,7 @@ from ._dataset import Record
 from ._errors import EvaluationError
 
 if TYPE_CHECKING:
-    from ..backends._base import LLM
+    from .._client import LLM
 
 __all__ = [
     "Judge",

@@ -103,10 +103,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .._completion import Completion, Usage
+from .._client import LLM
 from .._errors import ConfigurationError, PromptkitError, RateLimitError
 from .._params import SamplingParams, merge_params
-from ..backends._base import LLM, Request
+from .._types import Completion, Request, Usage
 
 if TYPE_CHECKING:
     from pydantic import BaseModel

@@ -54,7 +54,7 @@ from ._report import Budget, OptimizeReport
 from ._search import TECHNIQUES, optimize
 
 if TYPE_CHECKING:
-    from ..backends._base import LLM
+    from .._client import LLM
 
 __all__ = ["OptimizeConfig", "load_config"]
 

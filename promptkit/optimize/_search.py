@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._completion import Usage
 from .._errors import ConfigurationError
-from .._messages import Message
 from .._params import SamplingParams, merge_params
 from .._pricing import LOCAL_BACKENDS, Price, PriceLike
 from .._tokens import approx_tokens
+from .._types import Message, Usage
 from ..evaluation._dataset import Dataset, Record
 from ..evaluation._report import ItemResult, VariantResult
 from ..evaluation._run import (
@@ -36,7 +35,7 @@ from ._report import Budget, Candidate, OptimizeReport, Spend
 from ._stats import holm, paired_test
 
 if TYPE_CHECKING:
-    from ..backends._base import LLM
+    from .._client import LLM
 
 __all__ = ["aoptimize", "optimize"]
 

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from pydantic import BaseModel, ConfigDict
 
-from .._messages import Message, StrictModel
 from .._params import SamplingParams, merge_params
+from .._types import Message, StrictModel
 
 if TYPE_CHECKING:
-    from .._completion import Completion
-    from ..backends._base import LLM, TextStream
+    from .._client import LLM, TextStream
+    from .._types import Completion
     from ..batch import BatchResult
 
 T = TypeVar("T", bound=BaseModel)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .._messages import Message
 from .._tokens import TokenCounter, message_cost
+from .._types import Message
 
 __all__ = ["trim_history"]
 

@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from .._errors import PromptError
-from .._messages import Message, StrictModel
+from .._types import Message, StrictModel
 
 __all__ = ["Document", "Example", "Perspective"]
 

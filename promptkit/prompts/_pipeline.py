@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import ValidationError
 
 from .._errors import InputValidationError, PromptError
-from .._messages import Message, fast_message
 from .._render import check_variables, render_compiled
+from .._types import Message, fast_message
 from ._answers import ANSWER
 from ._history import trim_history
 from ._layout import fence_need

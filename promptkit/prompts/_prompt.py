@@ -24,7 +24,6 @@ from pydantic import (
     model_validator,
 )
 
-from .._messages import Message
 from .._render import (
     Compiled,
     ExtraVars,
@@ -33,6 +32,7 @@ from .._render import (
     render_compiled,
 )
 from .._tokens import TokenCounter
+from .._types import Message
 from ..retrieval._protocols import ExampleSelector, example_text
 from . import _examples, _pipeline
 from ._answers import extract_answer

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from pydantic import Field, field_validator, model_validator
 
 from .._errors import PromptError
-from .._messages import Message
+from .._types import Message
 from ..retrieval._protocols import Retriever
 from ._parts import Document, Perspective
 from ._prompt import Prompt

@@ -12,9 +12,9 @@ import jinja2
 from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from .._errors import ConfigurationError, ParameterError, PromptError
-from .._messages import Message, StrictModel, fast_message
 from .._params import SAMPLING_FIELDS, SamplingParams
 from .._render import Compiled, compile_template, environment, render_compiled
+from .._types import Message, StrictModel, fast_message
 from ..prompts import PromptBase
 from . import _mustache
 from ._format import (

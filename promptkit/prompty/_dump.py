@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .._errors import PromptError
-from .._messages import Message
+from .._types import Message
 from ..prompts import Prompt, PromptBase
 from ._core import (
     PromptyModel,

@@ -15,7 +15,7 @@ from .._errors import ConfigurationError
 if TYPE_CHECKING:
     import numpy as np
 
-    from ..backends._base import LLM
+    from .._client import LLM
     from ..prompts import Document, Example
 
 __all__ = [
@@ -162,7 +162,7 @@ def require_numpy() -> Any:
 
 
 def _from_result(result: Any, n: int) -> tuple[list[list[float]], str | None]:
-    from ..backends._base import Embeddings
+    from .._types import Embeddings
 
     if isinstance(result, Embeddings):
         vectors, model = result.vectors, result.model

@@ -31,22 +31,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
-from .._completion import Completion, Usage
 from .._errors import MalformedResponseError
-from .._messages import Message
 from .._params import SamplingParams, merge_params
+from .._sync import run_jobs
 from .._telemetry import carry_context, start_span, tracer
+from .._types import Completion, Message, Usage
 from ..prompts import arender_prompt
 
 if TYPE_CHECKING:
-    from ..backends._base import LLM
+    from .._client import LLM
     from ..prompts import PromptBase
 
 __all__ = [
@@ -232,63 +230,12 @@ def _complete(llm: LLM, call: Call) -> Completion:
     )
 
 
-class _SharedPool:
-    """The thread pool sync calls share: created on first use, at least ``size`` threads,
-    created anew in a forked child (whose copy has no threads)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.executor: Any = None
-        self.pid = 0
-        self.size = 0
-
-    def get(self, size: int) -> Any:
-        pid = os.getpid()
-        with self.lock:
-            if self.executor is None or self.pid != pid or self.size < size:
-                from concurrent.futures import ThreadPoolExecutor
-
-                old = self.executor if self.pid == pid else None
-                self.size = max(size, self.size if old is not None else 0, 32)
-                self.executor = ThreadPoolExecutor(
-                    max_workers=self.size, thread_name_prefix="promptkit"
-                )
-                self.pid = pid
-                if old is not None:
-                    old.shutdown(wait=False)
-            return self.executor
-
-
-_pool = _SharedPool()
-
-
-def _run_jobs(llm: LLM, jobs: Sequence[Callable[[], Completion]]) -> list[Completion]:
-    """Run ``jobs`` on the shared pool, at most ``llm.max_concurrency`` at once; in order."""
-    if len(jobs) == 1:
-        return [jobs[0]()]
-    limit = max(1, min(len(jobs), llm.max_concurrency))
-    gate = threading.BoundedSemaphore(limit)
-    jobs = [carry_context(job) for job in jobs]  # the current span, when tracing
-
-    def gated(job: Callable[[], Completion]) -> Completion:
-        with gate:
-            return job()
-
-    pool = _pool.get(limit)
-    futures = [pool.submit(gated, job) for job in jobs]
-    try:
-        return [f.result() for f in futures]
-    except BaseException:
-        for f in futures:
-            f.cancel()
-        raise
-
-
 def run_calls(llm: LLM, calls: Sequence[Call]) -> list[Completion]:
     """Run a batch of calls concurrently (threads, at most ``llm.max_concurrency`` at once);
     results in order. A call for ``n > 1`` choices is one :meth:`LLM.complete
     <promptkit.LLM.complete>`, which sends its own requests concurrently and tops them up."""
-    return _run_jobs(llm, [functools.partial(_complete, llm, call) for call in calls])
+    jobs = [carry_context(functools.partial(_complete, llm, call)) for call in calls]
+    return run_jobs(jobs, llm.max_concurrency)  # carry_context: the current span, when tracing
 
 
 def drive(plan: Plan[R], llm: LLM) -> R:

@@ -31,10 +31,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from .._completion import Completion, Usage
 from .._errors import ParameterError
 from .._params import merge_params
 from .._render import check_variables
+from .._types import Completion, Usage
 from ..prompts import PromptBase
 from ._errors import ChainStepError, ChainWiringError, ExtractionError
 from ._plan import (
@@ -52,8 +52,8 @@ from .extract import Extractor, apply
 from .structured import structured_plan
 
 if TYPE_CHECKING:
+    from .._client import LLM
     from .._params import SamplingParams
-    from ..backends._base import LLM
 
 __all__ = ["Chain", "ChainResult", "Step", "StepResult"]
 

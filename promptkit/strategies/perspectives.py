@@ -22,9 +22,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .._completion import Completion, Usage
 from .._errors import ParameterError
 from .._params import merge_params
+from .._types import Completion, Usage
 from ..prompts import Perspectives, Prompt, PromptBase
 from ._plan import (
     Call,
@@ -41,8 +41,8 @@ from ._plan import (
 )
 
 if TYPE_CHECKING:
+    from .._client import LLM
     from .._params import SamplingParams
-    from ..backends._base import LLM
 
 __all__ = ["PerspectivesResult", "PerspectivesRun", "arun_perspectives", "run_perspectives"]
 

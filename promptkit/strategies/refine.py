@@ -23,9 +23,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from .._completion import Completion, Usage
 from .._errors import MissingVariablesError, ParameterError
 from .._params import merge_params
+from .._types import Completion, Usage
 from ..prompts import PromptBase
 from ._errors import ChainWiringError
 from ._plan import (
@@ -42,8 +42,8 @@ from ._plan import (
 )
 
 if TYPE_CHECKING:
+    from .._client import LLM
     from .._params import SamplingParams
-    from ..backends._base import LLM
 
 __all__ = ["Refine", "RefineResult", "RefineRound", "accepts"]
 

@@ -19,9 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
-from .._completion import Choice, Usage
 from .._errors import ParameterError
 from .._params import SamplingParams, merge_params
+from .._types import Choice, Usage
 from . import extract as _extract
 from ._plan import (
     Call,
@@ -37,7 +37,7 @@ from ._plan import (
 from .normalize import Normaliser, as_normaliser, canonical
 
 if TYPE_CHECKING:
-    from ..backends._base import LLM
+    from .._client import LLM
     from ..prompts import PromptBase
     from .extract import Extractor
 

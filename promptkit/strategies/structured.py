@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .._completion import Completion, Usage
 from .._errors import ParameterError
-from .._messages import Message
+from .._types import Completion, Message, Usage
 from ._errors import StructuredOutputError
 from ._json import find_json
 from ._plan import (
@@ -41,8 +40,8 @@ from ._plan import (
 )
 
 if TYPE_CHECKING:
+    from .._client import LLM
     from .._params import SamplingParams
-    from ..backends._base import LLM
     from ..prompts import PromptBase
 
 __all__ = [

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from promptkit.backends._base import LLM, Request
-from promptkit.backends.openai import LlamaServerBackend
+from promptkit._client import LLM
+from promptkit._types import Request
+from promptkit.backends.llama_server import LlamaServerBackend
 
 pytestmark = pytest.mark.integration
 

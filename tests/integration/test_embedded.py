@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from promptkit._client import LLM
 from promptkit._config import connect, resolve_config
 from promptkit._errors import ContextLengthError, ParameterError
-from promptkit.backends._base import LLM
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ import pytest
 
 import promptkit as pk
 from promptkit._tokens import LlamaCppTokenCounter, ServerTokenCounter
+from promptkit.backends.llama_server import LlamaServerBackend
 from promptkit.backends.llamacpp import LlamaCppBackend
-from promptkit.backends.openai import LlamaServerBackend
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ import pytest
 from pydantic import BaseModel
 
 import promptkit as pk
-from promptkit.backends._base import UnsupportedParameterWarning
+from promptkit._client import UnsupportedParameterWarning
 from promptkit.backends._http import HTTPBackend
 
 pytestmark = pytest.mark.integration

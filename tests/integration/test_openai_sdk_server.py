@@ -10,8 +10,8 @@ import pytest
 from pydantic import BaseModel
 
 import promptkit as pk
+from promptkit._client import LLM
 from promptkit._errors import BadRequestError
-from promptkit.backends._base import LLM
 from promptkit.backends.openai import OpenAIBackend
 from promptkit.strategies import SelfConsistency, structured_result
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import promptkit as pk
-from promptkit.backends._base import LLM
+from promptkit._client import LLM
 
 pytestmark = pytest.mark.integration
 

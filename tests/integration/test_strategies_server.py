@@ -13,7 +13,7 @@ import pytest
 from pydantic import BaseModel
 
 import promptkit as pk
-from promptkit.backends._base import LLM
+from promptkit._client import LLM
 from promptkit.backends.openai import OpenAIBackend
 from promptkit.strategies import SelfConsistency, extract, structured_result
 

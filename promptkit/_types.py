@@ -1,0 +1,306 @@
+"""The data every layer shares: messages, requests, stream deltas, completions, embeddings.
+
+A prompt renders to :class:`Message` objects; the client turns them into a :class:`Request`
+for a backend; a backend answers with a :class:`Completion` (or streams :class:`Delta`
+pieces, or returns :class:`Embeddings`). Nothing here sends anything.
+
+>>> Message.user("Hi").to_dict()
+{'role': 'user', 'content': 'Hi'}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ._errors import InvalidPromptError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "Choice",
+    "Completion",
+    "Delta",
+    "Embeddings",
+    "Message",
+    "Request",
+    "Role_",
+    "StrictModel",
+    "TokenLogprob",
+    "Usage",
+]
+
+# --------------------------------------------------------------------------- messages
+
+
+def invalid(what: str, exc: ValidationError) -> InvalidPromptError:
+    """pydantic's errors as one promptkit error naming each field and the problem."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(x) for x in err["loc"])
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        lines.append(f"{loc}: {msg}" if loc else msg)
+    return InvalidPromptError(
+        f"Invalid {what}: " + "; ".join(lines) + ".", errors=[dict(e) for e in exc.errors()]
+    )
+
+
+class StrictModel(BaseModel):
+    """A pydantic model whose validation errors are promptkit errors."""
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise invalid(type(self).__name__, exc) from None
+
+    @classmethod
+    def model_validate(cls, obj: Any, **kwargs: Any) -> Any:
+        """Validate ``obj`` into this model; errors are :class:`~promptkit.InvalidPromptError`."""
+        try:
+            return super().model_validate(obj, **kwargs)
+        except ValidationError as exc:
+            raise invalid(cls.__name__, exc) from None
+
+
+Role_ = Literal["system", "user", "assistant"]
+
+
+class Message(StrictModel):
+    """One chat message.
+
+    >>> Message(role="user", content="Hi")
+    Message(role='user', content='Hi')
+    >>> Message(role="user", content="Hi").to_dict()
+    {'role': 'user', 'content': 'Hi'}
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    role: Role_
+    content: str
+
+    def to_dict(self) -> dict[str, str]:
+        """The OpenAI wire form, ``{"role": ..., "content": ...}``."""
+        return {"role": self.role, "content": self.content}
+
+    @classmethod
+    def system(cls, content: str) -> Message:
+        """A system message."""
+        return cls(role="system", content=content)
+
+    @classmethod
+    def user(cls, content: str) -> Message:
+        """A user message."""
+        return cls(role="user", content=content)
+
+    @classmethod
+    def assistant(cls, content: str) -> Message:
+        """An assistant message."""
+        return cls(role="assistant", content=content)
+
+
+def fast_message(role: Role_, content: str) -> Message:
+    """Build a Message from values promptkit produced itself (already known to be valid).
+
+    Skips pydantic's validation, which dominates the cost of rendering long prompts.
+    """
+    return Message.model_construct(role=role, content=content)
+
+
+# --------------------------------------------------------------------------- completions
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts. ``None`` where the backend did not report them.
+
+    >>> Usage(3, 4, 7) + Usage(1, 1, 2)
+    Usage(prompt_tokens=4, completion_tokens=5, total_tokens=9)
+
+    ``cached_tokens``: how many of the prompt tokens the server read from its prompt cache
+    (OpenAI and vLLM ``prompt_tokens_details.cached_tokens``, llama.cpp ``tokens_cached`` /
+    ``timings.cache_n``); ``None`` when the server does not say.
+    """
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+    cached_tokens: int | None = None
+
+    def __repr__(self) -> str:
+        out = (
+            f"Usage(prompt_tokens={self.prompt_tokens!r}, "
+            f"completion_tokens={self.completion_tokens!r}, total_tokens={self.total_tokens!r}"
+        )
+        if self.cached_tokens is not None:
+            out += f", cached_tokens={self.cached_tokens!r}"
+        return out + ")"
+
+    def __add__(self, other: Usage) -> Usage:
+        def add(a: int | None, b: int | None) -> int | None:
+            if a is None and b is None:
+                return None
+            return (a or 0) + (b or 0)
+
+        return Usage(
+            add(self.prompt_tokens, other.prompt_tokens),
+            add(self.completion_tokens, other.completion_tokens),
+            add(self.total_tokens, other.total_tokens),
+            add(self.cached_tokens, other.cached_tokens),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One sampled token, its log-probability and the most likely alternatives."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """One generated reply. ``finish_reason`` is ``"stop"``, ``"length"``, ... as sent."""
+
+    text: str
+    index: int = 0
+    finish_reason: str | None = None
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
+@dataclass(slots=True)
+class Completion:
+    """The result of one logical call (possibly several requests when ``n`` was topped up).
+
+    >>> c = Completion(choices=[Choice("Paris", finish_reason="stop")], model="m")
+    >>> c.text, c.truncated
+    ('Paris', False)
+
+    - ``params_sent``: the sampling parameters as they went on the wire (backend names).
+    - ``dropped``: parameters not sent, each with the reason (the backend cannot honour it).
+    - ``renamed``: promptkit name -> wire name, for parameters the backend calls otherwise.
+    - ``requests``: how many HTTP requests / local calls produced the choices.
+    - ``raw``: the last raw response body (parsed JSON, or a list of stream events).
+    - ``cost``: US dollars, from the LLM's price table (see :class:`~promptkit.Price`); 0 on
+      local backends, ``None`` when the model has no price or no tokens were reported.
+    """
+
+    choices: list[Choice]
+    model: str | None = None
+    backend: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    params_sent: dict[str, Any] = field(default_factory=dict)
+    dropped: dict[str, str] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)
+    latency_s: float = 0.0
+    requests: int = 1
+    cached: bool = False
+    raw: Any = field(default=None, repr=False)
+    cost: float | None = None
+
+    @property
+    def text(self) -> str:
+        """The first choice's text."""
+        return self.choices[0].text if self.choices else ""
+
+    @property
+    def texts(self) -> list[str]:
+        """Every choice's text, in order."""
+        return [c.text for c in self.choices]
+
+    @property
+    def finish_reason(self) -> str | None:
+        """The first choice's finish reason."""
+        return self.choices[0].finish_reason if self.choices else None
+
+    @property
+    def truncated(self) -> bool:
+        """True when any choice stopped because it reached ``max_tokens``."""
+        return any(c.finish_reason == "length" for c in self.choices)
+
+
+# --------------------------------------------------------------------------- requests
+
+
+@dataclass(frozen=True)
+class Request:
+    """One call as a backend sees it.
+
+    Exactly one of ``messages`` (chat endpoint) and ``prompt`` (completion endpoint) is set.
+    ``params`` holds promptkit parameter names, already filtered to what the backend
+    ``supports``; ``extra`` is copied into the body as is. ``response_format`` is
+    ``{"name": str, "schema": dict, "strict": bool}`` for JSON-schema constrained output.
+    ``sample`` is the index of the first choice this request yields within its call (top-up
+    and emulated-``n`` requests count up), so that a response cache never collapses
+    distinct samples into one.
+    """
+
+    messages: Sequence[Message] | None = None
+    prompt: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    response_format: dict[str, Any] | None = None
+    timeout: float | None = None
+    sample: int = 0
+    #: ``params["seed"]`` was drawn by the client for an emulated sample (the user gave no
+    #: seed): a response cache leaves it out of the key, so repeated calls still hit.
+    auto_seed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """One piece of a streamed reply. The last one carries ``finish_reason`` (and usage)."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+
+
+@dataclass(slots=True)
+class Embeddings:
+    """Embedding vectors, one per input text and in input order, with their usage.
+
+    >>> e = Embeddings([[1.0, 0.0], [0.6, 0.8]], model="m")
+    >>> len(e), e.dim, e[1]
+    (2, 2, [0.6, 0.8])
+
+    - ``model``: the embedding model that made them, as the backend names it.
+    - ``requests``: how many requests (batches) produced them.
+    - ``usage``: input tokens (``prompt_tokens``), where the backend reports them.
+    """
+
+    vectors: list[list[float]]
+    model: str | None = None
+    backend: str | None = None
+    usage: Usage = field(default_factory=Usage)
+    requests: int = 1
+    latency_s: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def __iter__(self) -> Iterator[list[float]]:
+        return iter(self.vectors)
+
+    def __getitem__(self, i: int) -> list[float]:
+        return self.vectors[i]
+
+    @property
+    def dim(self) -> int:
+        """The vectors' length (0 when there are none)."""
+        return len(self.vectors[0]) if self.vectors else 0
+
+    def array(self) -> np.ndarray[Any, Any]:
+        """The vectors as a float32 numpy array of shape ``(len, dim)`` (needs numpy)."""
+        from .retrieval._protocols import require_numpy
+
+        numpy = require_numpy()
+        out: np.ndarray[Any, Any] = numpy.asarray(self.vectors, dtype=numpy.float32)
+        return out.reshape(len(self.vectors), self.dim)
