@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from .._prompt import Example, PromptBase
 from .._telemetry import span
 from ..strategies import extract as _extract
 from ..strategies._plan import PASS_THROUGH, Plan, Strategy, adrive, prompt_variables
-from ._dataset import Dataset, Record, Split
+from ._dataset import Dataset, Record, Split, as_dataset
 from ._errors import EvaluationError, OverlapError
 from ._report import EvalReport, ItemResult, VariantResult
 from .metrics import Judge, Metric, as_metric
@@ -126,15 +126,9 @@ def as_price(key: str, value: PriceLike) -> Price:
 def _as_dataset(dataset: Any, expected: str) -> Dataset:
     if isinstance(dataset, Split):
         return dataset.test
-    if isinstance(dataset, Dataset):
-        return dataset
-    if isinstance(dataset, (str, os.PathLike)):
-        return Dataset.load(dataset, expected=expected)
-    if isinstance(dataset, Iterable) and not isinstance(dataset, (bytes, Mapping)):
-        rows = list(dataset)
-        if rows and all(isinstance(r, Record) for r in rows):
-            return Dataset(rows)
-        return Dataset.from_rows(rows, expected=expected)
+    data = as_dataset(dataset, expected)
+    if data is not None:
+        return data
     raise EvaluationError(
         f"dataset={type(dataset).__name__}: expected a Dataset, a Split (its test part is "
         "scored), a .jsonl/.csv path or a list of dicts."

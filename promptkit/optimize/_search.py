@@ -10,7 +10,7 @@ import os
 import random
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,7 +22,7 @@ from .._params import SamplingParams, merge_params
 from .._pricing import LOCAL_BACKENDS, Price, PriceLike
 from .._prompt import ChainOfThought, Example, FewShot, Prompt, ZeroShot
 from .._tokens import approx_tokens
-from ..evaluation._dataset import Dataset, Record
+from ..evaluation._dataset import Dataset, Record, as_dataset
 from ..evaluation._report import ItemResult, VariantResult
 from ..evaluation._run import (
     Variant,
@@ -82,15 +82,9 @@ def _digest(prompt: Prompt, k: int | None) -> str:
 
 
 def _as_data(dataset: Any, expected: str) -> Dataset:
-    if isinstance(dataset, Dataset):
-        return dataset
-    if isinstance(dataset, (str, os.PathLike)):
-        return Dataset.load(dataset, expected=expected)
-    if isinstance(dataset, Iterable) and not isinstance(dataset, (bytes, Mapping)):
-        rows = list(dataset)
-        if rows and all(isinstance(r, Record) for r in rows):
-            return Dataset(rows)
-        return Dataset.from_rows(rows, expected=expected)
+    data = as_dataset(dataset, expected)
+    if data is not None:
+        return data
     raise OptimizeError(
         f"dataset={type(dataset).__name__}: expected a Dataset, a .jsonl/.csv path or a list "
         "of dicts (the optimiser splits it into train, validation and test itself)."
