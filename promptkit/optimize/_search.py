@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import json
 import os
 import random
 import re
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 from .._completion import Usage
 from .._errors import ConfigurationError
@@ -39,6 +40,8 @@ if TYPE_CHECKING:
     from ..backends._base import LLM
 
 __all__ = ["aoptimize", "optimize"]
+
+_P = ParamSpec("_P")
 
 #: The techniques the search composes, by name.
 TECHNIQUES = frozenset({"zero_shot", "few_shot", "chain_of_thought"})
@@ -400,7 +403,7 @@ async def aoptimize(
     progress: bool | None = False,
     verbose: bool = True,
 ) -> OptimizeReport:
-    """Async twin of :func:`optimize`."""
+    """Async twin of :func:`optimize` (the same arguments; await it in async code)."""
     if not isinstance(prompt, Prompt):
         raise OptimizeError(
             f"prompt: expected a technique prompt (ZeroShot, FewShot, ChainOfThought ...), got "
@@ -731,39 +734,50 @@ def _times(spend: Spend, n: int) -> Spend:
     return Spend(spend.calls * n, spend.tokens * n, usd)
 
 
-def optimize(
-    prompt: Prompt,
-    dataset: Any,
-    llm: LLM,
-    *,
-    metric: Metric | str | Callable[..., float | bool] = "exact_match",
-    budget: Budget | None = None,
-    expected: str = "expected",
-    inputs: Mapping[str, str] | None = None,
-    examples_input: str | Mapping[str, str] | None = None,
-    rationale: str | None = None,
-    extract: Callable[[str], Any] | None = None,
-    holdout: tuple[float, float] = (0.3, 0.3),
-    seed: int = 0,
-    instructions: Sequence[str] = (),
-    proposer: LLM | None = None,
-    proposals: int = 3,
-    proposer_params: SamplingParams | None = None,
-    techniques: Sequence[str] = ("few_shot", "chain_of_thought"),
-    roles: Sequence[str] = (),
-    self_consistency: int | None = None,
-    max_examples: int = 4,
-    subsets: int = 1,
-    selector: Any = None,
-    finalists: int = 3,
-    confidence: float = 0.95,
-    params: SamplingParams | None = None,
-    concurrency: int = 4,
-    out: str | os.PathLike[str] | None = None,
-    prices: Mapping[str, PriceLike] | None = None,
-    progress: bool | None = False,
-    verbose: bool = True,
-) -> OptimizeReport:
+def _sync_twin(
+    afn: Callable[_P, Coroutine[Any, Any, OptimizeReport]],
+) -> Callable[[Callable[..., OptimizeReport]], Callable[_P, OptimizeReport]]:
+    """Make the decorated stub (its name and docstring) a blocking entry to ``afn``, with
+    ``afn``'s signature: it refuses a running event loop, runs ``afn`` under
+    :func:`asyncio.run` and closes the async clients of ``llm`` and ``proposer``."""
+    signature = inspect.signature(afn)
+
+    def decorate(stub: Callable[..., OptimizeReport]) -> Callable[_P, OptimizeReport]:
+        def entry(*args: _P.args, **kwargs: _P.kwargs) -> OptimizeReport:
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                pass
+            else:
+                raise ConfigurationError(
+                    f"{stub.__name__}() cannot run inside a running event loop: use "
+                    f"`await promptkit.{afn.__name__}(...)` there instead."
+                )
+            bound = signature.bind(*args, **kwargs).arguments
+
+            async def main() -> OptimizeReport:
+                from ..batch._api import close_async_client
+
+                try:
+                    return await afn(*args, **kwargs)
+                finally:
+                    for each in (bound.get("llm"), bound.get("proposer")):
+                        if each is not None:
+                            await close_async_client(each)
+
+            return asyncio.run(main())
+
+        entry.__name__ = stub.__name__
+        entry.__qualname__ = stub.__qualname__
+        entry.__doc__ = stub.__doc__
+        entry.__signature__ = signature  # type: ignore[attr-defined]
+        return entry
+
+    return decorate
+
+
+@_sync_twin(aoptimize)
+def optimize(*args: Any, **kwargs: Any) -> OptimizeReport:
     """Search for a better prompt on data, and keep it only when it is measurably better.
 
     ``prompt`` is the starting prompt (any technique prompt); ``dataset`` a
@@ -817,53 +831,4 @@ def optimize(
     >>> report.improved, report.chosen.technique, report.test_chosen.accuracy
     (True, 'few-shot (4)', 1.0)
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise ConfigurationError(
-            "optimize() cannot run inside a running event loop: use "
-            "`await promptkit.aoptimize(...)` there instead."
-        )
-    options = {
-        "metric": metric,
-        "budget": budget,
-        "expected": expected,
-        "inputs": inputs,
-        "examples_input": examples_input,
-        "rationale": rationale,
-        "extract": extract,
-        "holdout": holdout,
-        "seed": seed,
-        "instructions": instructions,
-        "proposer": proposer,
-        "proposals": proposals,
-        "proposer_params": proposer_params,
-        "techniques": techniques,
-        "roles": roles,
-        "self_consistency": self_consistency,
-        "max_examples": max_examples,
-        "subsets": subsets,
-        "selector": selector,
-        "finalists": finalists,
-        "confidence": confidence,
-        "params": params,
-        "concurrency": concurrency,
-        "out": out,
-        "prices": prices,
-        "progress": progress,
-        "verbose": verbose,
-    }
-
-    async def main() -> OptimizeReport:
-        from ..batch._api import close_async_client
-
-        try:
-            return await aoptimize(prompt, dataset, llm, **options)
-        finally:
-            for each in (llm, proposer):
-                if each is not None:
-                    await close_async_client(each)
-
-    return asyncio.run(main())
+    raise AssertionError("never called: _sync_twin returns the entry that runs aoptimize")
