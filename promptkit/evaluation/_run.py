@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -469,27 +469,15 @@ def _price_for(label: str | None, llm: LLM, prices: Mapping[str, Price]) -> Pric
     return price_for(table, llm.backend.name, label, llm.model)
 
 
-async def _evaluate_one(
-    name: str,
-    variant: Variant,
-    variables: list[dict[str, Any]],
-    bname: str,
-    bllm: LLM,
-    data: Dataset,
-    scorer: Metric,
-    backends: Mapping[str, LLM],
-    prices: Mapping[str, Price],
-    opts: _Options,
-    confidence: float,
+async def _traced(
+    name: str, bname: str, n: int, progress: bool | None, work: Awaitable[VariantResult]
 ) -> VariantResult:
-    """Run one variant on one backend, score it, and add it up."""
-    if _show(opts.progress):
-        print(f"eval: {name} @ {bname} ({len(data)} items)", file=sys.stderr, flush=True)
+    """Await ``work`` (one variant of ``n`` items on one backend) under its span."""
+    if _show(progress):
+        print(f"eval: {name} @ {bname} ({n} items)", file=sys.stderr, flush=True)
     attrs = {"promptkit.eval.variant": name, "promptkit.eval.backend": bname}
     async with span("promptkit.evaluate.variant", attrs) as traced:
-        result = await _evaluate_variant(
-            name, variant, variables, bname, bllm, data, scorer, backends, prices, opts, confidence
-        )
+        result = await work
         traced.set("promptkit.eval.accuracy", result.accuracy)
         traced.set("promptkit.cost_usd", result.cost_usd)
         return result
@@ -508,6 +496,7 @@ async def _evaluate_variant(
     opts: _Options,
     confidence: float,
 ) -> VariantResult:
+    """Run one variant on one backend, score it, and add it up."""
     stem = f"{_slug(name)}@{_slug(bname)}"
     started = time.perf_counter()
     if variant.is_prompt:
@@ -612,10 +601,11 @@ async def aevaluate(
     results: dict[tuple[str, str], VariantResult] = {}
     for bname, bllm in backends.items():  # backend by backend: one model loaded at a time
         for name, variant in plan.items():  # one variant at a time: latencies stay its own
-            results[(name, bname)] = await _evaluate_one(
+            work = _evaluate_variant(
                 name, variant, prepared[name], bname, bllm, data, scorer, backends, table, opts,
                 confidence,
             )  # fmt: skip
+            results[(name, bname)] = await _traced(name, bname, len(data), opts.progress, work)
     ordered = [results[(name, b)] for name in plan for b in backends]
     return EvalReport(ordered, dataset=data.name, metric=scorer.name, confidence=confidence)
 
