@@ -120,6 +120,21 @@ def as_price(key: str, value: PriceLike) -> Price:
         raise EvaluationError(str(exc)) from None
 
 
+def out_folder(out: str | os.PathLike[str] | None, what: str) -> Path | None:
+    """The ``out=`` folder, created (with its parents) when missing; ``what`` names it in
+    the :class:`ConfigurationError` raised when it cannot be created."""
+    if out is None:
+        return None
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"out={str(folder)!r}: cannot create the {what} folder: {exc.strerror}."
+        ) from None
+    return folder
+
+
 # --------------------------------------------------------------------------- normalising
 
 
@@ -589,14 +604,7 @@ async def aevaluate(
     if not allow_overlap:
         for name, v in plan.items():
             check_overlap(name, v, data, prepared[name])
-    out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"out={str(out_dir)!r}: cannot create the results folder: {exc.strerror}."
-            ) from None
+    out_dir = out_folder(out, "results")
     opts = _Options(params, concurrency, out_dir, progress, retry_failed)
     results: dict[tuple[str, str], VariantResult] = {}
     for bname, bllm in backends.items():  # backend by backend: one model loaded at a time

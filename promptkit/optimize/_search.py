@@ -30,6 +30,7 @@ from ..evaluation._run import (
     aevaluate,
     as_price,
     check_overlap,
+    out_folder,
 )
 from ..evaluation.metrics import Metric, as_metric
 from ._errors import BudgetError, OptimizeError
@@ -451,14 +452,7 @@ async def aoptimize(
     price = table.get(label) or table.get(llm.backend.name)
     if price is None and llm.backend.name in LOCAL_BACKENDS:
         price = Price(0.0, 0.0)
-    out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"out={str(out_dir)!r}: cannot create the journal folder: {exc.strerror}."
-            ) from None
+    out_dir = out_folder(out, "journal")
     s = _Search(
         llm=llm, llm_label=label, price=price, metric=scorer, budget=budget, inputs=inputs,
         ex_input=ex_input, rationale=rationale, extract=extract, seed=seed, proposer=proposer,
