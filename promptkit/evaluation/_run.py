@@ -120,6 +120,16 @@ def as_price(key: str, value: PriceLike) -> Price:
         raise EvaluationError(str(exc)) from None
 
 
+def refuse_running_loop(message: str) -> None:
+    """Raise a :class:`ConfigurationError` saying ``message`` when called inside a running
+    event loop, where a blocking entry such as :func:`evaluate` cannot run its async twin."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    raise ConfigurationError(message)
+
+
 def out_folder(out: str | os.PathLike[str] | None, what: str) -> Path | None:
     """The ``out=`` folder, created (with its parents) when missing; ``what`` names it in
     the :class:`ConfigurationError` raised when it cannot be created."""
@@ -679,15 +689,10 @@ def evaluate(
     >>> r.accuracy, r.calls, [round(x, 3) for x in r.ci]
     (0.5, 2, [0.095, 0.905])
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise ConfigurationError(
-            "evaluate() cannot run inside a running event loop (a notebook or async code): "
-            "use `await promptkit.aevaluate(...)` there instead."
-        )
+    refuse_running_loop(
+        "evaluate() cannot run inside a running event loop (a notebook or async code): "
+        "use `await promptkit.aevaluate(...)` there instead."
+    )
     to_close = list(_as_backends(llm).values())
     if isinstance(metric, Judge) and metric.llm is not None:
         to_close.append(metric.llm)

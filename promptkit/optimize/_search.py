@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec
 
 from .._completion import Usage
-from .._errors import ConfigurationError
 from .._messages import Message
 from .._params import SamplingParams, merge_params
 from .._pricing import LOCAL_BACKENDS, Price, PriceLike
@@ -31,6 +30,7 @@ from ..evaluation._run import (
     as_price,
     check_overlap,
     out_folder,
+    refuse_running_loop,
 )
 from ..evaluation.metrics import Metric, as_metric
 from ._errors import BudgetError, OptimizeError
@@ -738,15 +738,10 @@ def _sync_twin(
 
     def decorate(stub: Callable[..., OptimizeReport]) -> Callable[_P, OptimizeReport]:
         def entry(*args: _P.args, **kwargs: _P.kwargs) -> OptimizeReport:
-            try:
-                asyncio.get_running_loop()
-            except RuntimeError:
-                pass
-            else:
-                raise ConfigurationError(
-                    f"{stub.__name__}() cannot run inside a running event loop: use "
-                    f"`await promptkit.{afn.__name__}(...)` there instead."
-                )
+            refuse_running_loop(
+                f"{stub.__name__}() cannot run inside a running event loop: use "
+                f"`await promptkit.{afn.__name__}(...)` there instead."
+            )
             bound = signature.bind(*args, **kwargs).arguments
 
             async def main() -> OptimizeReport:
