@@ -9,6 +9,7 @@ import inspect
 import pytest
 
 import promptkit as pk
+from promptkit.optimize import aoptimize, optimize
 
 
 def _llm() -> pk.LLM:
@@ -32,10 +33,11 @@ def test_optimize_refuses_a_running_loop() -> None:
 
 
 def test_optimize_has_the_signature_of_aoptimize() -> None:
-    assert inspect.signature(pk.optimize) == inspect.signature(pk.aoptimize)
-    assert pk.optimize.__name__ == "optimize"
-    assert pk.optimize.__doc__ is not None and pk.optimize.__doc__.startswith(
-        "Search for a better prompt"
-    )
+    # the function itself: once the package promptkit.optimize is imported, pk.optimize is
+    # the (callable) package
+    assert inspect.signature(optimize) == inspect.signature(aoptimize)
+    assert optimize.__name__ == "optimize"
+    assert optimize.__doc__ is not None
+    assert optimize.__doc__.startswith("Search for a better prompt")
     with pytest.raises(TypeError):
-        pk.optimize(pk.ZeroShot(instruction="x"), [], _llm(), no_such_option=1)  # type: ignore[call-arg]
+        optimize(pk.ZeroShot(instruction="x"), [], _llm(), no_such_option=1)  # type: ignore[call-arg]
