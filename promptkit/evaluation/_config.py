@@ -60,7 +60,7 @@ import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -78,6 +78,8 @@ if TYPE_CHECKING:
     from .._client import LLM
 
 __all__ = ["EvalConfig", "load_config"]
+
+_T = TypeVar("_T")
 
 _TOP = frozenset(
     {
@@ -193,6 +195,39 @@ class _PendingJudge(Metric):
 
 
 # --------------------------------------------------------------------------- reading
+
+
+def read_config(
+    path: str | os.PathLike[str], what: str, build: Callable[[dict[str, Any], Path, Path], _T]
+) -> _T:
+    """Read the ``what`` config file at ``path`` and ``build(data, path, folder)`` from it;
+    a :class:`ConfigurationError` from building names the file (the load_config of
+    ``promptkit eval`` and ``promptkit optimize``)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigurationError(f"{p}: no such {what} config file.")
+    data = read_file(p)
+    base = p.resolve().parent
+    try:
+        return build(data, p, base)
+    except ConfigurationError as exc:  # other errors (dataset, prompt files) name their file
+        message = str(exc)
+        raise ConfigurationError(
+            message if message.startswith(str(p)) else f"{p}: {message}"
+        ) from None
+
+
+def check_keys(data: Mapping[str, Any], known: frozenset[str]) -> None:
+    """Refuse keys of ``data`` that are not ``known``, suggesting the closest known one."""
+    unknown = sorted(set(data) - known)
+    if unknown:
+        import difflib
+
+        hints = []
+        for k in unknown:
+            close = difflib.get_close_matches(k, sorted(known), n=1)
+            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+        raise ConfigurationError(f"unknown key(s) {', '.join(hints)}.")
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -436,30 +471,11 @@ def _variant(
 
 def load_config(path: str | os.PathLike[str]) -> EvalConfig:
     """Read an evaluation config (see the module docs); errors name the file and the key."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigurationError(f"{p}: no such evaluation config file.")
-    data = read_file(p)
-    base = p.resolve().parent
-    try:
-        return _build(data, p, base)
-    except ConfigurationError as exc:  # other errors (dataset, prompt files) name their file
-        message = str(exc)
-        raise ConfigurationError(
-            message if message.startswith(str(p)) else f"{p}: {message}"
-        ) from None
+    return read_config(path, "evaluation", _build)
 
 
 def _build(data: dict[str, Any], p: Path, base: Path) -> EvalConfig:
-    unknown = sorted(set(data) - _TOP)
-    if unknown:
-        import difflib
-
-        hints = []
-        for k in unknown:
-            close = difflib.get_close_matches(k, sorted(_TOP), n=1)
-            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigurationError(f"unknown key(s) {', '.join(hints)}.")
+    check_keys(data, _TOP)
     if "dataset" not in data:
         raise ConfigurationError('`dataset = "path/to/data.jsonl"` is missing.')
     expected = str(data.get("expected", "expected"))

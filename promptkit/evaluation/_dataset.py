@@ -258,6 +258,26 @@ def split(dataset: Dataset, holdout: float = 0.5, *, seed: int = 0) -> Split:
     return Split(train, test)
 
 
+def as_dataset(dataset: Any, expected: str = "expected") -> Dataset | None:
+    """``dataset`` as a :class:`Dataset`: a Dataset itself, a ``.jsonl``/``.csv`` path, or
+    an iterable of :class:`Record` objects or of dicts (``expected`` names the answer
+    column); ``None`` for anything else, so that the caller raises its own error.
+
+    >>> as_dataset([{"q": "2+2?", "a": 4}], expected="a").ids, as_dataset(4)
+    (['1'], None)
+    """
+    if isinstance(dataset, Dataset):
+        return dataset
+    if isinstance(dataset, (str, os.PathLike)):
+        return Dataset.load(dataset, expected=expected)
+    if isinstance(dataset, Iterable) and not isinstance(dataset, (bytes, Mapping)):
+        rows = list(dataset)
+        if rows and all(isinstance(r, Record) for r in rows):
+            return Dataset(rows)
+        return Dataset.from_rows(rows, expected=expected)
+    return None
+
+
 # --------------------------------------------------------------------------- reading
 
 

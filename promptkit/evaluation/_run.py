@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -24,7 +24,7 @@ from .._types import Completion, Usage
 from ..prompts import Example, PromptBase
 from ..strategies import extract as _extract
 from ..strategies._plan import PASS_THROUGH, Plan, Strategy, adrive, prompt_variables
-from ._dataset import Dataset, Record, Split
+from ._dataset import Dataset, Record, Split, as_dataset
 from ._errors import EvaluationError, OverlapError
 from ._report import EvalReport, ItemResult, VariantResult
 from .metrics import Judge, Metric, as_metric
@@ -121,21 +121,30 @@ def as_price(key: str, value: PriceLike) -> Price:
         raise EvaluationError(str(exc)) from None
 
 
+def out_folder(out: str | os.PathLike[str] | None, what: str) -> Path | None:
+    """The ``out=`` folder, created (with its parents) when missing; ``what`` names it in
+    the :class:`ConfigurationError` raised when it cannot be created."""
+    if out is None:
+        return None
+    folder = Path(out)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigurationError(
+            f"out={str(folder)!r}: cannot create the {what} folder: {exc.strerror}."
+        ) from None
+    return folder
+
+
 # --------------------------------------------------------------------------- normalising
 
 
 def _as_dataset(dataset: Any, expected: str) -> Dataset:
     if isinstance(dataset, Split):
         return dataset.test
-    if isinstance(dataset, Dataset):
-        return dataset
-    if isinstance(dataset, (str, os.PathLike)):
-        return Dataset.load(dataset, expected=expected)
-    if isinstance(dataset, Iterable) and not isinstance(dataset, (bytes, Mapping)):
-        rows = list(dataset)
-        if rows and all(isinstance(r, Record) for r in rows):
-            return Dataset(rows)
-        return Dataset.from_rows(rows, expected=expected)
+    data = as_dataset(dataset, expected)
+    if data is not None:
+        return data
     raise EvaluationError(
         f"dataset={type(dataset).__name__}: expected a Dataset, a Split (its test part is "
         "scored), a .jsonl/.csv path or a list of dicts."
@@ -476,27 +485,15 @@ def _price_for(label: str | None, llm: LLM, prices: Mapping[str, Price]) -> Pric
     return price_for(table, llm.backend.name, label, llm.model)
 
 
-async def _evaluate_one(
-    name: str,
-    variant: Variant,
-    variables: list[dict[str, Any]],
-    bname: str,
-    bllm: LLM,
-    data: Dataset,
-    scorer: Metric,
-    backends: Mapping[str, LLM],
-    prices: Mapping[str, Price],
-    opts: _Options,
-    confidence: float,
+async def _traced(
+    name: str, bname: str, n: int, progress: bool | None, work: Awaitable[VariantResult]
 ) -> VariantResult:
-    """Run one variant on one backend, score it, and add it up."""
-    if _show(opts.progress):
-        print(f"eval: {name} @ {bname} ({len(data)} items)", file=sys.stderr, flush=True)
+    """Await ``work`` (one variant of ``n`` items on one backend) under its span."""
+    if _show(progress):
+        print(f"eval: {name} @ {bname} ({n} items)", file=sys.stderr, flush=True)
     attrs = {"promptkit.eval.variant": name, "promptkit.eval.backend": bname}
     async with span("promptkit.evaluate.variant", attrs) as traced:
-        result = await _evaluate_variant(
-            name, variant, variables, bname, bllm, data, scorer, backends, prices, opts, confidence
-        )
+        result = await work
         traced.set("promptkit.eval.accuracy", result.accuracy)
         traced.set("promptkit.cost_usd", result.cost_usd)
         return result
@@ -515,6 +512,7 @@ async def _evaluate_variant(
     opts: _Options,
     confidence: float,
 ) -> VariantResult:
+    """Run one variant on one backend, score it, and add it up."""
     stem = f"{_slug(name)}@{_slug(bname)}"
     started = time.perf_counter()
     if variant.is_prompt:
@@ -607,22 +605,16 @@ async def aevaluate(
     if not allow_overlap:
         for name, v in plan.items():
             check_overlap(name, v, data, prepared[name])
-    out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"out={str(out_dir)!r}: cannot create the results folder: {exc.strerror}."
-            ) from None
+    out_dir = out_folder(out, "results")
     opts = _Options(params, concurrency, out_dir, progress, retry_failed)
     results: dict[tuple[str, str], VariantResult] = {}
     for bname, bllm in backends.items():  # backend by backend: one model loaded at a time
         for name, variant in plan.items():  # one variant at a time: latencies stay its own
-            results[(name, bname)] = await _evaluate_one(
+            work = _evaluate_variant(
                 name, variant, prepared[name], bname, bllm, data, scorer, backends, table, opts,
                 confidence,
             )  # fmt: skip
+            results[(name, bname)] = await _traced(name, bname, len(data), opts.progress, work)
     ordered = [results[(name, b)] for name in plan for b in backends]
     return EvalReport(ordered, dataset=data.name, metric=scorer.name, confidence=confidence)
 

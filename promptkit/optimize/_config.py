@@ -114,31 +114,13 @@ def _texts(value: Any, where: str) -> list[str]:
 
 def load_config(path: str | os.PathLike[str]) -> OptimizeConfig:
     """Read an optimisation config (see the module docs); errors name the file and key."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigurationError(f"{p}: no such optimisation config file.")
-    data = _eval_config.read_file(p)
-    try:
-        return _build(data, p, p.resolve().parent)
-    except ConfigurationError as exc:
-        message = str(exc)
-        raise ConfigurationError(
-            message if message.startswith(str(p)) else f"{p}: {message}"
-        ) from None
+    return _eval_config.read_config(path, "optimisation", _build)
 
 
 def _build(data: dict[str, Any], p: Path, base: Path) -> OptimizeConfig:
     from .._files import load_prompt, prompt_from_dict
 
-    unknown = sorted(set(data) - _TOP)
-    if unknown:
-        import difflib
-
-        hints = []
-        for k in unknown:
-            close = difflib.get_close_matches(k, sorted(_TOP), n=1)
-            hints.append(f"{k!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-        raise ConfigurationError(f"unknown key(s) {', '.join(hints)}.")
+    _eval_config.check_keys(data, _TOP)
     for key in ("dataset", "prompt"):
         if key not in data:
             raise ConfigurationError(f"`{key} = ...` is missing.")

@@ -3,30 +3,31 @@ validate the finalists against the start with a paired test, measure once on tes
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
+import inspect
 import json
 import os
 import random
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec
 
-from .._errors import ConfigurationError
 from .._params import SamplingParams, merge_params
 from .._pricing import LOCAL_BACKENDS, Price, PriceLike
+from .._sync import run_sync
 from .._tokens import approx_tokens
 from .._types import Message, Usage
-from ..evaluation._dataset import Dataset, Record
+from ..evaluation._dataset import Dataset, Record, as_dataset
 from ..evaluation._report import ItemResult, VariantResult
 from ..evaluation._run import (
     Variant,
     aevaluate,
     as_price,
     check_overlap,
+    out_folder,
 )
 from ..evaluation.metrics import Metric, as_metric
 from ..prompts import ChainOfThought, Example, FewShot, Prompt, ZeroShot
@@ -38,6 +39,8 @@ if TYPE_CHECKING:
     from .._client import LLM
 
 __all__ = ["aoptimize", "optimize"]
+
+_P = ParamSpec("_P")
 
 #: The techniques the search composes, by name.
 TECHNIQUES = frozenset({"zero_shot", "few_shot", "chain_of_thought"})
@@ -81,15 +84,9 @@ def _digest(prompt: Prompt, k: int | None) -> str:
 
 
 def _as_data(dataset: Any, expected: str) -> Dataset:
-    if isinstance(dataset, Dataset):
-        return dataset
-    if isinstance(dataset, (str, os.PathLike)):
-        return Dataset.load(dataset, expected=expected)
-    if isinstance(dataset, Iterable) and not isinstance(dataset, (bytes, Mapping)):
-        rows = list(dataset)
-        if rows and all(isinstance(r, Record) for r in rows):
-            return Dataset(rows)
-        return Dataset.from_rows(rows, expected=expected)
+    data = as_dataset(dataset, expected)
+    if data is not None:
+        return data
     raise OptimizeError(
         f"dataset={type(dataset).__name__}: expected a Dataset, a .jsonl/.csv path or a list "
         "of dicts (the optimiser splits it into train, validation and test itself)."
@@ -405,7 +402,7 @@ async def aoptimize(
     progress: bool | None = False,
     verbose: bool = True,
 ) -> OptimizeReport:
-    """Async twin of :func:`optimize`."""
+    """Async twin of :func:`optimize` (the same arguments; await it in async code)."""
     if not isinstance(prompt, Prompt):
         raise OptimizeError(
             f"prompt: expected a technique prompt (ZeroShot, FewShot, ChainOfThought ...), got "
@@ -453,14 +450,7 @@ async def aoptimize(
     price = table.get(label) or table.get(llm.backend.name)
     if price is None and llm.backend.name in LOCAL_BACKENDS:
         price = Price(0.0, 0.0)
-    out_dir = Path(out) if out is not None else None
-    if out_dir is not None:
-        try:
-            out_dir.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigurationError(
-                f"out={str(out_dir)!r}: cannot create the journal folder: {exc.strerror}."
-            ) from None
+    out_dir = out_folder(out, "journal")
     s = _Search(
         llm=llm, llm_label=label, price=price, metric=scorer, budget=budget, inputs=inputs,
         ex_input=ex_input, rationale=rationale, extract=extract, seed=seed, proposer=proposer,
@@ -736,39 +726,43 @@ def _times(spend: Spend, n: int) -> Spend:
     return Spend(spend.calls * n, spend.tokens * n, usd)
 
 
-def optimize(
-    prompt: Prompt,
-    dataset: Any,
-    llm: LLM,
-    *,
-    metric: Metric | str | Callable[..., float | bool] = "exact_match",
-    budget: Budget | None = None,
-    expected: str = "expected",
-    inputs: Mapping[str, str] | None = None,
-    examples_input: str | Mapping[str, str] | None = None,
-    rationale: str | None = None,
-    extract: Callable[[str], Any] | None = None,
-    holdout: tuple[float, float] = (0.3, 0.3),
-    seed: int = 0,
-    instructions: Sequence[str] = (),
-    proposer: LLM | None = None,
-    proposals: int = 3,
-    proposer_params: SamplingParams | None = None,
-    techniques: Sequence[str] = ("few_shot", "chain_of_thought"),
-    roles: Sequence[str] = (),
-    self_consistency: int | None = None,
-    max_examples: int = 4,
-    subsets: int = 1,
-    selector: Any = None,
-    finalists: int = 3,
-    confidence: float = 0.95,
-    params: SamplingParams | None = None,
-    concurrency: int = 4,
-    out: str | os.PathLike[str] | None = None,
-    prices: Mapping[str, PriceLike] | None = None,
-    progress: bool | None = False,
-    verbose: bool = True,
-) -> OptimizeReport:
+def _sync_twin(
+    afn: Callable[_P, Coroutine[Any, Any, OptimizeReport]],
+) -> Callable[[Callable[..., OptimizeReport]], Callable[_P, OptimizeReport]]:
+    """Make the decorated stub (its name and docstring) a blocking entry to ``afn``, with
+    ``afn``'s signature: it refuses a running event loop, runs ``afn`` under
+    :func:`asyncio.run` and closes the async clients of ``llm`` and ``proposer``."""
+    signature = inspect.signature(afn)
+
+    def decorate(stub: Callable[..., OptimizeReport]) -> Callable[_P, OptimizeReport]:
+        def entry(*args: _P.args, **kwargs: _P.kwargs) -> OptimizeReport:
+            bound = signature.bind(*args, **kwargs).arguments
+
+            async def main() -> OptimizeReport:
+                from ..batch._api import close_async_client
+
+                try:
+                    return await afn(*args, **kwargs)
+                finally:
+                    for each in (bound.get("llm"), bound.get("proposer")):
+                        if each is not None:
+                            await close_async_client(each)
+
+            return run_sync(
+                main, what=f"{stub.__name__}()", instead=f"await promptkit.{afn.__name__}(...)"
+            )
+
+        entry.__name__ = stub.__name__
+        entry.__qualname__ = stub.__qualname__
+        entry.__doc__ = stub.__doc__
+        entry.__signature__ = signature  # type: ignore[attr-defined]
+        return entry
+
+    return decorate
+
+
+@_sync_twin(aoptimize)
+def optimize(*args: Any, **kwargs: Any) -> OptimizeReport:
     """Search for a better prompt on data, and keep it only when it is measurably better.
 
     ``prompt`` is the starting prompt (any technique prompt); ``dataset`` a
@@ -822,53 +816,4 @@ def optimize(
     >>> report.improved, report.chosen.technique, report.test_chosen.accuracy
     (True, 'few-shot (4)', 1.0)
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise ConfigurationError(
-            "optimize() cannot run inside a running event loop: use "
-            "`await promptkit.aoptimize(...)` there instead."
-        )
-    options = {
-        "metric": metric,
-        "budget": budget,
-        "expected": expected,
-        "inputs": inputs,
-        "examples_input": examples_input,
-        "rationale": rationale,
-        "extract": extract,
-        "holdout": holdout,
-        "seed": seed,
-        "instructions": instructions,
-        "proposer": proposer,
-        "proposals": proposals,
-        "proposer_params": proposer_params,
-        "techniques": techniques,
-        "roles": roles,
-        "self_consistency": self_consistency,
-        "max_examples": max_examples,
-        "subsets": subsets,
-        "selector": selector,
-        "finalists": finalists,
-        "confidence": confidence,
-        "params": params,
-        "concurrency": concurrency,
-        "out": out,
-        "prices": prices,
-        "progress": progress,
-        "verbose": verbose,
-    }
-
-    async def main() -> OptimizeReport:
-        from ..batch._api import close_async_client
-
-        try:
-            return await aoptimize(prompt, dataset, llm, **options)
-        finally:
-            for each in (llm, proposer):
-                if each is not None:
-                    await close_async_client(each)
-
-    return asyncio.run(main())
+    raise AssertionError("never called: _sync_twin returns the entry that runs aoptimize")
