@@ -114,7 +114,7 @@ if TYPE_CHECKING:
         wilson_interval,
     )
     from .integrations.ray import RayPrompt
-    from .optimize import (
+    from .optimization import (
         Budget,
         BudgetError,
         OptimizeError,
@@ -196,12 +196,12 @@ _LAZY: dict[str, str] = {
     "EvaluationError": ".evaluation",
     "DatasetError": ".evaluation",
     "OverlapError": ".evaluation",
-    "optimize": ".optimize",
-    "aoptimize": ".optimize",
-    "Budget": ".optimize",
-    "BudgetError": ".optimize",
-    "OptimizeError": ".optimize",
-    "OptimizeReport": ".optimize",
+    "optimize": ".optimization",
+    "aoptimize": ".optimization",
+    "Budget": ".optimization",
+    "BudgetError": ".optimization",
+    "OptimizeError": ".optimization",
+    "OptimizeReport": ".optimization",
     "Chain": ".strategies",
     "ChainResult": ".strategies",
     "PerspectivesResult": ".strategies",
@@ -233,8 +233,7 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     imported = importlib.import_module(module, __name__)
-    # a package named like its main function (optimize) gives the function
-    value = getattr(imported, name, imported) if module == f".{name}" else getattr(imported, name)
+    value = getattr(imported, name)
     globals()[name] = value
     return value
 

@@ -281,7 +281,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_optimize(args: argparse.Namespace) -> int:
-    from .optimize._config import load_config as load_optimize_config
+    from .optimization._config import load_config as load_optimize_config
 
     cfg = load_optimize_config(args.config)
     if args.out:

@@ -36,7 +36,7 @@ The hierarchy::
         └── TruncatedError              the reply hit max_tokens and the caller asked for an error
 
 The evaluation and optimisation errors are also importable from
-:mod:`promptkit.evaluation` and :mod:`promptkit.optimize`, the strategy errors from
+:mod:`promptkit.evaluation` and :mod:`promptkit.optimization`, the strategy errors from
 :mod:`promptkit.strategies`; all of them are defined here. Warnings
 (``UnsupportedParameterWarning``, ``CacheWarning``) are not errors and live with the code
 that issues them.

@@ -205,7 +205,7 @@ def test_every_error_is_defined_in_the_one_tree() -> None:
 
     import promptkit._errors as errors
 
-    for module in ("evaluation", "optimize", "strategies", "batch", "retrieval", "prompty"):
+    for module in ("evaluation", "optimization", "strategies", "batch", "retrieval", "prompty"):
         importlib.import_module(f"promptkit.{module}")
     seen: list[type] = []
     todo: list[type] = [promptkit.PromptkitError]

@@ -19,7 +19,7 @@ import pytest
 import promptkit as pk
 from promptkit import LLM, FakeBackend, Request
 from promptkit._cli import main
-from promptkit.optimize import holm, mcnemar_exact, paired_bootstrap, paired_test
+from promptkit.optimization import holm, mcnemar_exact, paired_bootstrap, paired_test
 
 
 def last_user(req: Request) -> str:

@@ -9,7 +9,7 @@ import inspect
 import pytest
 
 import promptkit as pk
-from promptkit.optimize import aoptimize, optimize
+from promptkit.optimization import aoptimize, optimize
 
 
 def _llm() -> pk.LLM:
@@ -33,8 +33,8 @@ def test_optimize_refuses_a_running_loop() -> None:
 
 
 def test_optimize_has_the_signature_of_aoptimize() -> None:
-    # the function itself: once the package promptkit.optimize is imported, pk.optimize is
-    # the (callable) package
+    # pk.optimize is the function itself (the package is promptkit.optimization)
+    assert pk.optimize is optimize
     assert inspect.signature(optimize) == inspect.signature(aoptimize)
     assert optimize.__name__ == "optimize"
     assert optimize.__doc__ is not None

@@ -22,13 +22,10 @@ instruction:
   + Reply yes or no.
 
 Budget (:class:`Budget`), durable journal (``out=``), determinism and the statistics are
-described in :func:`optimize` and :mod:`promptkit.optimize._stats`; ``promptkit optimize
-CONFIG`` runs the same from a TOML or YAML file (see :mod:`promptkit.optimize._config`).
+described in :func:`optimize` and :mod:`promptkit.optimization._stats`; ``promptkit optimize
+CONFIG`` runs the same from a TOML or YAML file (see :mod:`promptkit.optimization._config`).
 """
 
-import sys
-import types
-from typing import Any
 
 from ._errors import BudgetError, OptimizeError
 from ._report import Budget, Candidate, OptimizeReport, Spend
@@ -50,14 +47,3 @@ __all__ = [
     "paired_bootstrap",
     "paired_test",
 ]
-
-
-class _CallableModule(types.ModuleType):
-    """``promptkit.optimize`` is both this package and its function: once the package is
-    imported, Python sets ``promptkit.optimize`` to the package, so calling it must work."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> OptimizeReport:
-        return optimize(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule

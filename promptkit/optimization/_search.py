@@ -784,7 +784,7 @@ def optimize(*args: Any, **kwargs: Any) -> OptimizeReport:
     4. **validation**: the ``finalists`` best on train (only those better than the start
        there) and the start answer the validation items; each finalist is compared with
        the start by a one-sided *paired* test on the same items (exact McNemar for 0/1
-       scores, paired bootstrap otherwise; see :mod:`promptkit.optimize._stats`), the
+       scores, paired bootstrap otherwise; see :mod:`promptkit.optimization._stats`), the
        p-values adjusted by Holm-Bonferroni, and a finalist is accepted only when its
        adjusted p-value is at most ``1 - confidence``. Otherwise the start stands.
     5. **test**: the start and the chosen prompt are measured once on the held-out test

@@ -1,4 +1,4 @@
-"""What :func:`~promptkit.optimize` returns: every candidate with its scores and paired
+"""What :func:`~promptkit.optimization` returns: every candidate with its scores and paired
 test, the decision, the held-out result and the cost, as a table, JSON and HTML."""
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def prompt_diff(start: Prompt, start_k: int | None, best: Prompt, best_k: int | 
 
 @dataclass
 class OptimizeReport:
-    """The outcome of :func:`~promptkit.optimize`.
+    """The outcome of :func:`~promptkit.optimization`.
 
     - ``start`` / ``chosen``: the starting candidate and the one kept (``chosen is start``
       when no candidate was better at the chosen confidence: ``improved`` is then false).

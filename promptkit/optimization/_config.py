@@ -89,7 +89,7 @@ class OptimizeConfig:
             raise ConfigurationError(f"{self.path}: {where}: {exc}.") from None
 
     def run(self, *, progress: bool | None = None) -> OptimizeReport:
-        """Connect the backends and run :func:`~promptkit.optimize`."""
+        """Connect the backends and run :func:`~promptkit.optimization`."""
         llm = self._connect(self.backend, "backend")
         options = dict(self.options)
         if self.proposer is not None:
