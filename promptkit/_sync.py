@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 
 from ._errors import ConfigurationError
 
-__all__ = ["in_running_loop", "run_jobs", "run_sync"]
+__all__ = ["in_running_loop", "refuse_running_loop", "run_jobs", "run_sync"]
 
 T = TypeVar("T")
 
@@ -49,12 +49,19 @@ def run_sync(main: Callable[[], Coroutine[Any, Any, T]], *, what: str, instead: 
     >>> run_sync(answer, what="answer()", instead="await answer()")
     42
     """
+    refuse_running_loop(what=what, instead=instead)
+    return asyncio.run(main())
+
+
+def refuse_running_loop(*, what: str, instead: str) -> None:
+    """Raise :class:`~promptkit.ConfigurationError` inside a running event loop, saying that
+    ``what`` (a blocking entry) cannot run there and to use ``instead``; for entries that
+    must check before doing other work (:func:`run_sync` checks too)."""
     if in_running_loop():
         raise ConfigurationError(
             f"{what} cannot run inside a running event loop (a notebook or async code): "
             f"use `{instead}` there instead."
         )
-    return asyncio.run(main())
 
 
 class _SharedPool:

@@ -12,11 +12,7 @@ import promptkit
 ROOT = Path(promptkit.__file__).parent
 
 #: Known exceptions, each to be removed by the change that owns the module it names.
-ALLOWED = {
-    # backends/ is being reorganised on its own branch (issue 13): give these public names
-    ("promptkit.batch.files", "promptkit.backends.openai", "_choice"),
-    ("promptkit.batch.files", "promptkit.backends.openai", "_usage"),
-}
+ALLOWED: set[tuple[str, str, str]] = set()
 
 
 def _module_name(path: Path) -> str:

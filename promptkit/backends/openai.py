@@ -28,7 +28,7 @@ from ._http import Body, HTTPBackend, SSEDecoder, dumps, loads
 if TYPE_CHECKING:
     from .._tokens import TokenCounter
 
-__all__ = ["OpenAIBackend"]
+__all__ = ["OpenAIBackend", "parse_choice", "parse_usage"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -39,7 +39,7 @@ SAMPLER_EXTRAS = frozenset({"top_k", "min_p", "repetition_penalty"})
 OPENAI_PARAMS = frozenset(SAMPLING_FIELDS) - SAMPLER_EXTRAS
 
 
-def _usage(raw: Any, reply: Any = None) -> Usage:
+def parse_usage(raw: Any, reply: Any = None) -> Usage:
     """Usage of a reply: OpenAI's ``usage`` object, with the cached prompt tokens from
     ``prompt_tokens_details.cached_tokens`` (OpenAI, vLLM, recent llama.cpp servers), else
     the ``reply``'s llama.cpp ``timings.cache_n`` or ``tokens_cached``."""
@@ -115,7 +115,7 @@ def _text_logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
     )
 
 
-def _choice(raw: Any, i: int, chat: bool) -> Choice:
+def parse_choice(raw: Any, i: int, chat: bool) -> Choice:
     """One entry of a reply's ``choices`` (chat or legacy completions), the ``i``-th.
     Raises KeyError/TypeError/AttributeError/ValueError when it is malformed."""
     if chat:
@@ -168,7 +168,7 @@ class _StreamState:
         if data.get("model"):
             self.model = data["model"]
         if data.get("usage"):
-            self.usage = _usage(data["usage"], data)
+            self.usage = parse_usage(data["usage"], data)
         text = ""
         for choice in data.get("choices") or ():
             if choice.get("index", 0) != 0:
@@ -394,8 +394,8 @@ class OpenAIBackend(HTTPBackend):
             raise self._malformed("it has no choices", attempts, dumps(data).decode())
         problem = ""
         try:
-            choices = [_choice(ch, i, chat) for i, ch in enumerate(raw_choices)]
-            usage = _usage(data.get("usage"), data)
+            choices = [parse_choice(ch, i, chat) for i, ch in enumerate(raw_choices)]
+            usage = parse_usage(data.get("usage"), data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
         if problem:
@@ -436,7 +436,7 @@ class OpenAIBackend(HTTPBackend):
                 raise ValueError(f"{n} embeddings asked, {len(items)} returned")
             order = sorted(range(n), key=lambda i: int(items[i].get("index", i)))
             vectors = [_vector(items[i]["embedding"], self.pool_token_embeddings) for i in order]
-            usage = _usage(data.get("usage"))
+            usage = parse_usage(data.get("usage"))
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
         if problem:

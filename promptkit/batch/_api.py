@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import math
 import os
 import sys
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError, InputValidationError
 from .._params import SamplingParams
+from .._sync import refuse_running_loop, run_sync
 from ._limits import Clock, RealClock
 from ._results import BatchResult
 from ._workers import _Run
@@ -22,6 +22,10 @@ if TYPE_CHECKING:
     from ..prompts import PromptBase
 
 __all__ = ["arun_batch", "check_options", "close_async_client", "run_batch"]
+
+#: What a blocking run_batch() inside a running event loop says to use instead.
+_WHAT = "prompt.batch() / run_batch()"
+_INSTEAD = "await prompt.abatch(llm, inputs, ...)"
 
 
 def check_options(
@@ -157,15 +161,7 @@ def run_batch(
     Called inside a running event loop (a notebook, an async app) it raises
     :class:`~promptkit.ConfigurationError`: use ``await prompt.abatch(...)`` there.
     """
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        pass
-    else:
-        raise ConfigurationError(
-            "prompt.batch() / run_batch() cannot run inside a running event loop (a notebook "
-            "or async code): use `await prompt.abatch(llm, inputs, ...)` there instead."
-        )
+    refuse_running_loop(what=_WHAT, instead=_INSTEAD)
     check_options(prompt, inputs, concurrency, rpm, tpm, max_rate_limit_retries, fsync_interval)
 
     async def main() -> BatchResult:
@@ -189,7 +185,7 @@ def run_batch(
         finally:
             await close_async_client(llm)
 
-    return asyncio.run(main())
+    return run_sync(main, what=_WHAT, instead=_INSTEAD)
 
 
 async def close_async_client(llm: LLM) -> None:

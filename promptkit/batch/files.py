@@ -295,7 +295,7 @@ def _error_parts(err: Any) -> tuple[str, Any]:
 
 
 def _completion_from(custom_id: str, body: Mapping[str, Any]) -> Completion:
-    from ..backends.openai import _choice, _usage
+    from ..backends.openai import parse_choice, parse_usage
 
     raw_choices = body.get("choices")
     if not isinstance(raw_choices, list) or not raw_choices:
@@ -306,7 +306,7 @@ def _completion_from(custom_id: str, body: Mapping[str, Any]) -> Completion:
         )
     try:
         choices = [
-            _choice(ch, i, isinstance(ch.get("message"), Mapping))
+            parse_choice(ch, i, isinstance(ch.get("message"), Mapping))
             for i, ch in enumerate(raw_choices)
         ]
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -320,7 +320,7 @@ def _completion_from(custom_id: str, body: Mapping[str, Any]) -> Completion:
         choices=choices,
         model=body.get("model"),
         backend="batch",
-        usage=_usage(body.get("usage")),
+        usage=parse_usage(body.get("usage")),
         raw=dict(body),
     )
     if any(c.finish_reason == "content_filter" for c in choices):
