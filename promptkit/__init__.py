@@ -40,6 +40,7 @@ from ._errors import (
     StructuredOutputError,
     TemplateSecurityError,
     TemplateSyntaxError,
+    ToolArgumentsError,
     TruncatedError,
     UnexpectedVariablesError,
 )
@@ -65,7 +66,18 @@ from ._tokens import (
     TokenCounter,
     approx_tokens,
 )
-from ._types import Choice, Completion, Delta, Embeddings, Message, Request, TokenLogprob, Usage
+from ._tools import Tool
+from ._types import (
+    Choice,
+    Completion,
+    Delta,
+    Embeddings,
+    Message,
+    Request,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
 from ._untrusted import COMMON_SPECIAL_TOKENS, neutralise
 from .backends._base import Backend
 from .backends.fake import FakeBackend
@@ -349,6 +361,9 @@ __all__ = [
     "Template",
     "TemplateSecurityError",
     "TemplateSyntaxError",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolCall",
     "TextStream",
     "TiktokenCounter",
     "TokenCounter",
