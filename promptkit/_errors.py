@@ -17,6 +17,7 @@ The hierarchy::
     ├── ExtractionError                 no answer could be extracted from a reply
     ├── ToolArgumentsError              a tool call's arguments are not valid JSON / do not
     │                                   validate against the tool's parameters (keeps the text)
+    ├── ToolError                       a tool raised in a ToolLoop (on_tool_error="raise")
     ├── StructuredOutputError           the reply never validated against the output model
     ├── ChainStepError                  a step of a chain failed; keeps the steps before it
     ├── EvaluationError                 an evaluation cannot run as asked (variant, metric, option)
@@ -60,6 +61,7 @@ __all__ = [
     "ChainWiringError",
     "ExtractionError",
     "ToolArgumentsError",
+    "ToolError",
     "FeatureRefusedError",
     "StructuredOutputError",
     "AuthenticationError",
@@ -364,6 +366,20 @@ class ToolArgumentsError(PromptkitError, ValueError):
         self.raw = raw
         self.call_id = call_id
         self.errors = list(errors or [])
+        super().__init__(message)
+
+
+class ToolError(PromptkitError):
+    """A tool raised while a :class:`~promptkit.ToolLoop` ran it and the loop's
+    ``on_tool_error`` is ``"raise"``. The tool's exception is ``__cause__``; ``tool`` and
+    ``call_id`` name the call; ``steps`` holds the loop's steps so far."""
+
+    def __init__(
+        self, message: str, *, tool: str, call_id: str, steps: tuple[Any, ...] = ()
+    ) -> None:
+        self.tool = tool
+        self.call_id = call_id
+        self.steps = steps
         super().__init__(message)
 
 
