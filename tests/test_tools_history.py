@@ -128,3 +128,21 @@ def test_cached_reply_keeps_its_tool_calls(tmp_path: Path) -> None:
         assert again.finish_reason == "tool_calls"
         with pytest.raises(pk.ConfigurationError):
             llm.complete("5 km?")  # no tools: another key, and the script is used up
+
+
+def test_telemetry_messages_carry_tool_parts() -> None:
+    import json
+
+    from promptkit._telemetry import input_messages, output_messages
+    from promptkit._types import Choice, Completion
+
+    turn = tool_turn(5, "a")
+    got = json.loads(input_messages(Request(messages=turn[:3])))
+    assert got[1]["parts"] == [
+        {"type": "tool_call", "id": "a0", "name": "convert", "arguments": '{"km": 5}'}
+    ]
+    assert got[2]["parts"] == [{"type": "tool_call_response", "id": "a0", "response": "3.11"}]
+    reply = Completion([Choice("", 0, "tool_calls", tool_calls=turn[1].tool_calls or ())])
+    out = json.loads(output_messages(reply))
+    assert out[0]["parts"][0]["type"] == "tool_call"
+    assert out[0]["finish_reason"] == "tool_calls"
