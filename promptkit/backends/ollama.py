@@ -371,8 +371,7 @@ class OllamaBackend(HTTPBackend):
         body: dict[str, Any] = {"model": self.model}
         if messages is not None:
             body["messages"] = [
-                {"role": m.role, "content": m.content, **_tool_message_fields(m)}
-                for m in messages
+                {"role": m.role, "content": m.content, **_tool_message_fields(m)} for m in messages
             ]
             body.update(_tool_request_fields(request))
             url = self._chat_url
