@@ -206,7 +206,7 @@ def test_history_with_tool_calls_and_results_in_documented_form(mock: respx.Mock
         {"role": "user", "content": "Weather in Paris?"},
         {
             "role": "assistant",
-            "content": None,
+            "content": "",
             "tool_calls": [
                 {
                     "id": "call_1",

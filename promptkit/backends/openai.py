@@ -145,8 +145,8 @@ def parse_choice(raw: Any, i: int, chat: bool) -> Choice:
 
 def tool_message_fields(message: Message) -> dict[str, Any]:
     """A message's tool fields in the chat-completions form: an assistant's
-    ``tool_calls`` (``content`` null when it said nothing), a tool message's
-    ``tool_call_id`` (and ``name``)."""
+    ``tool_calls``, a tool message's ``tool_call_id`` (and ``name``). An assistant that
+    said nothing keeps ``content: ""`` (not null: llama-cpp-python's server rejects null)."""
     out: dict[str, Any] = {}
     if message.tool_calls:
         out["tool_calls"] = [
@@ -157,8 +157,6 @@ def tool_message_fields(message: Message) -> dict[str, Any]:
             }
             for c in message.tool_calls
         ]
-        if not message.content:
-            out["content"] = None
     if message.tool_call_id is not None:
         out["tool_call_id"] = message.tool_call_id
         if message.name:
