@@ -40,6 +40,8 @@ from ._errors import (
     StructuredOutputError,
     TemplateSecurityError,
     TemplateSyntaxError,
+    ToolArgumentsError,
+    ToolError,
     TruncatedError,
     UnexpectedVariablesError,
 )
@@ -65,7 +67,18 @@ from ._tokens import (
     TokenCounter,
     approx_tokens,
 )
-from ._types import Choice, Completion, Delta, Embeddings, Message, Request, TokenLogprob, Usage
+from ._tools import Tool
+from ._types import (
+    Choice,
+    Completion,
+    Delta,
+    Embeddings,
+    Message,
+    Request,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
 from ._untrusted import COMMON_SPECIAL_TOKENS, neutralise
 from .backends._base import Backend
 from .backends.fake import FakeBackend
@@ -144,6 +157,10 @@ if TYPE_CHECKING:
         Step,
         StepResult,
         StructuredResult,
+        ToolLoop,
+        ToolLoopResult,
+        ToolRun,
+        ToolStep,
         Vote,
         arun_perspectives,
         astructured,
@@ -214,6 +231,10 @@ _LAZY: dict[str, str] = {
     "Step": ".strategies",
     "StepResult": ".strategies",
     "StructuredResult": ".strategies",
+    "ToolLoop": ".strategies",
+    "ToolLoopResult": ".strategies",
+    "ToolRun": ".strategies",
+    "ToolStep": ".strategies",
     "Vote": ".strategies",
     "arun_perspectives": ".strategies",
     "astructured": ".strategies",
@@ -349,6 +370,14 @@ __all__ = [
     "Template",
     "TemplateSecurityError",
     "TemplateSyntaxError",
+    "Tool",
+    "ToolArgumentsError",
+    "ToolCall",
+    "ToolError",
+    "ToolLoop",
+    "ToolLoopResult",
+    "ToolRun",
+    "ToolStep",
     "TextStream",
     "TiktokenCounter",
     "TokenCounter",

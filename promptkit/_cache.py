@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError
-from ._types import Choice, Completion, TokenLogprob, Usage
+from ._types import Choice, Completion, TokenLogprob, ToolCall, Usage, tool_fields_dict
 
 if TYPE_CHECKING:
     from ._types import Request
@@ -107,8 +107,8 @@ def cache_key(backend: Backend, request: Request) -> str:
     >>> cache_key(FakeBackend(), r0) == cache_key(FakeBackend(), r1)
     False
     """
-    messages = None if request.messages is None else [[m.role, m.content] for m in request.messages]
-    parts = {
+    messages = None if request.messages is None else [_key_message(m) for m in request.messages]
+    parts: dict[str, Any] = {
         "v": _SCHEMA_VERSION,
         "backend": backend.name,
         "base_url": getattr(backend, "base_url", None),
@@ -125,10 +125,20 @@ def cache_key(backend: Backend, request: Request) -> str:
         "response_format": request.response_format,
         "sample": request.sample,
     }
+    if request.tools:  # only then, so that the keys of requests without tools stay as they were
+        parts["tools"] = list(request.tools)
+        parts["tool_choice"] = request.tool_choice
+        parts["parallel_tool_calls"] = request.parallel_tool_calls
     blob = json.dumps(
         _canonical(parts), sort_keys=True, ensure_ascii=False, separators=(",", ":")
     ).encode("utf-8", "surrogatepass")
     return hashlib.sha256(blob).hexdigest()
+
+
+def _key_message(m: Any) -> list[Any]:
+    """A message in the key: ``[role, content]``, plus its tool fields when it has any."""
+    tool = tool_fields_dict(m)
+    return [m.role, m.content, tool] if tool else [m.role, m.content]
 
 
 # --------------------------------------------------------------------------- (de)serialising
@@ -143,6 +153,7 @@ def _dump_completion(c: Completion) -> str:
             "logprobs": None
             if ch.logprobs is None
             else [[t.token, t.logprob, [list(a) for a in t.top]] for t in ch.logprobs],
+            **({"tool_calls": [t.to_dict() for t in ch.tool_calls]} if ch.tool_calls else {}),
         }
         for ch in c.choices
     ]
@@ -175,6 +186,7 @@ def _load_completion(text: str) -> Completion:
                 TokenLogprob(tok, float(lp), tuple((a, float(b)) for a, b in top))
                 for tok, lp, top in ch["logprobs"]
             ),
+            tuple(ToolCall.model_validate(t) for t in ch.get("tool_calls") or ()),
         )
         for i, ch in enumerate(data["choices"])
     ]

@@ -50,7 +50,8 @@ from ._telemetry import (
     parts_cost,
     run_hook,
 )
-from ._types import Choice, Completion, Delta, Embeddings, Message, Request, Usage
+from ._tools import ToolLike, normalize_tool_choice, tool_specs
+from ._types import Choice, Completion, Delta, Embeddings, Message, Request, ToolCall, Usage
 
 if TYPE_CHECKING:
     from ._tokens import TokenCounter
@@ -188,6 +189,9 @@ class LLM:
         params: SamplingParams | None = None,
         response_format: dict[str, Any] | None = None,
         timeout: float | None = None,
+        tools: Sequence[ToolLike | Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        parallel_tool_calls: bool | None = None,
         **overrides: Any,
     ) -> tuple[Request, dict[str, str]]:
         """The :class:`Request` that :meth:`complete` would hand the backend for these
@@ -206,7 +210,13 @@ class LLM:
         if (messages is None) == (prompt is None):
             raise ParameterError("prepare_request() takes messages or prompt=..., exactly one.")
         request, _, dropped = self._prepare(
-            messages, prompt, params, overrides, response_format, timeout
+            messages,
+            prompt,
+            params,
+            overrides,
+            response_format,
+            timeout,
+            (tools, tool_choice, parallel_tool_calls),
         )
         return request, dropped
 
@@ -218,6 +228,7 @@ class LLM:
         overrides: dict[str, Any],
         response_format: dict[str, Any] | None,
         timeout: float | None,
+        tooling: tuple[Any, str | None, bool | None] = (None, None, None),
     ) -> tuple[Request, int, dict[str, str]]:
         merged = self.params.merge(params, **overrides) if (params or overrides) else self.params
         wanted = merged.set_fields()
@@ -244,6 +255,8 @@ class LLM:
                 dropped["response_format"] = refused["json_schema"]
         if n > 1 and self.backend.native_n:
             kept["n"] = n
+        msgs = as_messages(messages) if messages is not None else None
+        specs, choice, parallel = self._tooling(msgs, *tooling)
         request = Request(
             messages=as_messages(messages) if messages is not None else None,
             prompt=prompt,
@@ -251,8 +264,33 @@ class LLM:
             extra=dict(merged.extra),
             response_format=response_format,
             timeout=timeout,
+            tools=specs,
+            tool_choice=choice,
+            parallel_tool_calls=parallel,
         )
         return request, n, dropped
+
+    def _tooling(
+        self,
+        messages: list[Message] | None,
+        tools: Any,
+        tool_choice: str | None,
+        parallel: bool | None,
+    ) -> tuple[tuple[dict[str, Any], ...], str | None, bool | None]:
+        """The request's tool fields, checked; a backend without tools refuses them here,
+        before anything is sent."""
+        specs = tool_specs(tools)
+        choice = normalize_tool_choice(tool_choice, specs)
+        if parallel is not None and not specs:
+            raise ParameterError("parallel_tool_calls without tools: pass tools=[...] too.")
+        turns = any(m.role == "tool" or m.tool_calls for m in messages or ())
+        if (specs or turns) and not self.backend.supports_tools:
+            what = "tools=[...]" if specs else "tool calls / tool messages in the history"
+            raise ParameterError(
+                f"The {self.backend.name} backend cannot do tool calling, so {what} cannot "
+                "be sent. Use a backend with tools (openai, vllm, llama-server, ollama, fake)."
+            )
+        return specs, choice, parallel
 
     def _seed_base(self, request: Request) -> tuple[int | None, bool]:
         """The seed of emulated sample 0 and whether it was drawn here: the user's seed
@@ -428,6 +466,9 @@ class LLM:
         params: SamplingParams | None = None,
         response_format: dict[str, Any] | None = None,
         timeout: float | None = None,
+        tools: Sequence[ToolLike | Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        parallel_tool_calls: bool | None = None,
         **overrides: Any,
     ) -> Completion:
         """Send chat messages (a str is one user message) and return the Completion.
@@ -435,7 +476,13 @@ class LLM:
         Keyword ``overrides`` are sampling parameters (``temperature=0``, ``n=5``, ...).
         """
         request, n, dropped = self._prepare(
-            messages, None, params, overrides, response_format, timeout
+            messages,
+            None,
+            params,
+            overrides,
+            response_format,
+            timeout,
+            (tools, tool_choice, parallel_tool_calls),
         )
         return self._run(request, n, dropped)
 
@@ -553,11 +600,20 @@ class LLM:
         params: SamplingParams | None = None,
         response_format: dict[str, Any] | None = None,
         timeout: float | None = None,
+        tools: Sequence[ToolLike | Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        parallel_tool_calls: bool | None = None,
         **overrides: Any,
     ) -> Completion:
         """Async twin of :meth:`complete`; emulated ``n`` runs its requests concurrently."""
         request, n, dropped = self._prepare(
-            messages, None, params, overrides, response_format, timeout
+            messages,
+            None,
+            params,
+            overrides,
+            response_format,
+            timeout,
+            (tools, tool_choice, parallel_tool_calls),
         )
         return await self._arun(request, n, dropped)
 
@@ -737,16 +793,28 @@ class LLM:
         *,
         params: SamplingParams | None = None,
         timeout: float | None = None,
+        tools: Sequence[ToolLike | Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        parallel_tool_calls: bool | None = None,
         **overrides: Any,
     ) -> TextStream:
-        """Stream the reply: iterate for text pieces; ``.completion`` once it is done.
+        """Stream the reply: iterate for text pieces; ``.completion`` once it is done
+        (with the tool calls the reply made, assembled, in ``.completion.tool_calls``).
 
         >>> from promptkit import LLM, FakeBackend
         >>> s = LLM(FakeBackend(["Hello there"])).stream("Hi")
         >>> "".join(s), s.completion.finish_reason
         ('Hello there', 'stop')
         """
-        request, n, dropped = self._prepare(messages, None, params, overrides, None, timeout)
+        request, n, dropped = self._prepare(
+            messages,
+            None,
+            params,
+            overrides,
+            None,
+            timeout,
+            (tools, tool_choice, parallel_tool_calls),
+        )
         if n > 1:
             raise ParameterError("n > 1 cannot be streamed: use complete() for several choices.")
         return TextStream(self, request, dropped)
@@ -757,10 +825,21 @@ class LLM:
         *,
         params: SamplingParams | None = None,
         timeout: float | None = None,
+        tools: Sequence[ToolLike | Mapping[str, Any]] | None = None,
+        tool_choice: str | None = None,
+        parallel_tool_calls: bool | None = None,
         **overrides: Any,
     ) -> TextStream:
         """Async twin of :meth:`stream`: ``async for piece in llm.astream(...)``."""
-        return self.stream(messages, params=params, timeout=timeout, **overrides)
+        return self.stream(
+            messages,
+            params=params,
+            timeout=timeout,
+            tools=tools,
+            tool_choice=tool_choice,
+            parallel_tool_calls=parallel_tool_calls,
+            **overrides,
+        )
 
     def close(self) -> None:
         """Close the backend's connections."""
@@ -792,6 +871,7 @@ class TextStream:
         self._request = request
         self._dropped = dropped
         self._pieces: list[str] = []
+        self._calls: list[ToolCall] = []
         self._last: Delta | None = None
         self._seen: set[str] = set()  # features refused and fallen back from
         self._usage = Usage()
@@ -803,6 +883,8 @@ class TextStream:
         """Record one delta (both loops call this for every delta); its text."""
         if delta.text:
             self._pieces.append(delta.text)
+        if delta.tool_calls:
+            self._calls.extend(delta.tool_calls)
         if delta.usage is not None:
             self._usage = delta.usage
         if delta.model:
@@ -819,6 +901,7 @@ class TextStream:
                 Choice(
                     "".join(self._pieces),
                     finish_reason=self._last.finish_reason if self._last else None,
+                    tool_calls=tuple(self._calls),
                 )
             ],
             model=self._model or backend.model,
@@ -835,7 +918,7 @@ class TextStream:
 
     def _refused(self, exc: FeatureRefusedError) -> None:
         """A refusal when the stream opened: fall back (the request is sent again)."""
-        if self._pieces:
+        if self._pieces or self._calls:
             raise exc
         notes: dict[str, str] = {}
         self._request = self._llm._fall_back(self._request, exc, notes, self._seen)

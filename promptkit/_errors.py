@@ -15,6 +15,9 @@ The hierarchy::
     │   └── PriceError                  a price table entry is malformed
     ├── ParameterError                  a sampling parameter is out of range or unsupported
     ├── ExtractionError                 no answer could be extracted from a reply
+    ├── ToolArgumentsError              a tool call's arguments are not valid JSON / do not
+    │                                   validate against the tool's parameters (keeps the text)
+    ├── ToolError                       a tool raised in a ToolLoop (on_tool_error="raise")
     ├── StructuredOutputError           the reply never validated against the output model
     ├── ChainStepError                  a step of a chain failed; keeps the steps before it
     ├── EvaluationError                 an evaluation cannot run as asked (variant, metric, option)
@@ -57,6 +60,8 @@ __all__ = [
     "ChainStepError",
     "ChainWiringError",
     "ExtractionError",
+    "ToolArgumentsError",
+    "ToolError",
     "FeatureRefusedError",
     "StructuredOutputError",
     "AuthenticationError",
@@ -329,6 +334,52 @@ class ExtractionError(PromptkitError, ValueError):
 
     def __init__(self, message: str, *, text: str | None = None) -> None:
         self.text = text
+        super().__init__(message)
+
+
+class ToolArgumentsError(PromptkitError, ValueError):
+    """A tool call's arguments cannot be used: the text is not a JSON object, or it does
+    not validate against the tool's parameters.
+
+    - ``tool``: the tool's name; ``call_id``: the call's id (``None`` if the reply had none);
+    - ``raw``: the arguments exactly as the model wrote them;
+    - ``errors``: pydantic's error dicts when validation failed (empty for bad JSON).
+
+    >>> from promptkit import ToolCall
+    >>> try:
+    ...     ToolCall(id="c1", name="add", raw_arguments="{oops").arguments
+    ... except ToolArgumentsError as exc:
+    ...     print(exc.raw)
+    {oops
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        tool: str,
+        raw: str,
+        call_id: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> None:
+        self.tool = tool
+        self.raw = raw
+        self.call_id = call_id
+        self.errors = list(errors or [])
+        super().__init__(message)
+
+
+class ToolError(PromptkitError):
+    """A tool raised while a :class:`~promptkit.ToolLoop` ran it and the loop's
+    ``on_tool_error`` is ``"raise"``. The tool's exception is ``__cause__``; ``tool`` and
+    ``call_id`` name the call; ``steps`` holds the loop's steps so far."""
+
+    def __init__(
+        self, message: str, *, tool: str, call_id: str, steps: tuple[Any, ...] = ()
+    ) -> None:
+        self.tool = tool
+        self.call_id = call_id
+        self.steps = steps
         super().__init__(message)
 
 

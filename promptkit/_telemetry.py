@@ -328,9 +328,27 @@ def input_messages(request: Request) -> str:
             {"role": m.role, "parts": [{"type": "text", "content": _content(m.content)}]}
             for m in request.messages
         ]
+        add_tool_parts(out, [(m.tool_calls, m.tool_call_id) for m in request.messages])
     else:
         out = [{"role": "user", "parts": [{"type": "text", "content": request.prompt or ""}]}]
     return json.dumps(out, ensure_ascii=False)
+
+
+def add_tool_parts(out: list[dict[str, Any]], tools: list[tuple[Any, str | None]]) -> None:
+    """Tool turns in the GenAI semantic conventions' form: an assistant's calls as
+    ``tool_call`` parts after its text (dropped when empty), a tool message's content as
+    one ``tool_call_response`` part. ``tools``: (tool calls, tool_call_id) per message."""
+    for entry, (calls, call_id) in zip(out, tools, strict=True):
+        parts = entry["parts"]
+        if call_id is not None:
+            text = parts[0]["content"] if parts else ""
+            entry["parts"] = [{"type": "tool_call_response", "id": call_id, "response": text}]
+        elif calls:
+            kept = [p for p in parts if p.get("type") != "text" or p.get("content")]
+            entry["parts"] = kept + [
+                {"type": "tool_call", "id": c.id, "name": c.name, "arguments": c.raw_arguments}
+                for c in calls
+            ]
 
 
 def output_messages(completion: Completion) -> str:
@@ -343,6 +361,7 @@ def output_messages(completion: Completion) -> str:
         }
         for c in completion.choices
     ]
+    add_tool_parts(out, [(c.tool_calls, None) for c in completion.choices])
     return json.dumps(out, ensure_ascii=False)
 
 

@@ -10,13 +10,14 @@ pieces, or returns :class:`Embeddings`). Nothing here sends anything.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from ._errors import InvalidPromptError
+from ._errors import InvalidPromptError, ToolArgumentsError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -31,6 +32,7 @@ __all__ = [
     "Role_",
     "StrictModel",
     "TokenLogprob",
+    "ToolCall",
     "Usage",
 ]
 
@@ -67,7 +69,66 @@ class StrictModel(BaseModel):
             raise invalid(cls.__name__, exc) from None
 
 
-Role_ = Literal["system", "user", "assistant"]
+Role_ = Literal["system", "user", "assistant", "tool"]
+
+
+class ToolCall(StrictModel):
+    """One tool call the model asked for: its ``id`` (echoed back by the result message),
+    the tool's ``name`` and its arguments, kept exactly as the model wrote them
+    (``raw_arguments``) and parsed on demand (:attr:`arguments`).
+
+    >>> call = ToolCall(id="call_1", name="add", arguments={"a": 1, "b": 2})
+    >>> call.raw_arguments, call.arguments
+    ('{"a": 1, "b": 2}', {'a': 1, 'b': 2})
+
+    A malformed arguments string never fails here: reading :attr:`arguments` raises
+    :class:`~promptkit.ToolArgumentsError`, which carries the raw text.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    id: str = ""
+    name: str
+    raw_arguments: str = "{}"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _object_arguments(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "arguments" in data:
+            data = dict(data)
+            args = data.pop("arguments")
+            data["raw_arguments"] = args if isinstance(args, str) else json.dumps(args)
+        return data
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The arguments as a JSON object (raises :class:`~promptkit.ToolArgumentsError`
+        when ``raw_arguments`` is not one; an empty string counts as ``{}``)."""
+        if not self.raw_arguments.strip():
+            return {}
+        try:
+            value = json.loads(self.raw_arguments)
+        except ValueError as exc:
+            raise ToolArgumentsError(
+                f"The arguments of the call to tool {self.name!r} are not valid JSON ({exc}); "
+                "the model wrote them badly: feed the error back or retry.",
+                tool=self.name,
+                raw=self.raw_arguments,
+                call_id=self.id or None,
+            ) from None
+        if not isinstance(value, dict):
+            raise ToolArgumentsError(
+                f"The arguments of the call to tool {self.name!r} are "
+                f"{type(value).__name__}, not a JSON object.",
+                tool=self.name,
+                raw=self.raw_arguments,
+                call_id=self.id or None,
+            )
+        return value
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data (``{"id", "name", "arguments"}``, arguments as the raw text)."""
+        return {"id": self.id, "name": self.name, "arguments": self.raw_arguments}
 
 
 class Message(StrictModel):
@@ -83,10 +144,34 @@ class Message(StrictModel):
 
     role: Role_
     content: str
+    #: On an assistant message: the tool calls it made (its ``content`` may be empty).
+    tool_calls: tuple[ToolCall, ...] | None = None
+    #: On a ``tool`` message: the id of the call whose result this is.
+    tool_call_id: str | None = None
+    #: On a ``tool`` message: the tool's name (Ollama's ``tool_name``).
+    name: str | None = None
 
-    def to_dict(self) -> dict[str, str]:
-        """The OpenAI wire form, ``{"role": ..., "content": ...}``."""
-        return {"role": self.role, "content": self.content}
+    @model_validator(mode="after")
+    def _tool_fields(self) -> Message:
+        if self.tool_calls is not None and self.role != "assistant":
+            raise ValueError("tool_calls: only an assistant message makes tool calls")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("tool_call_id: a tool message needs the id of the call it answers")
+        if self.tool_call_id is not None and self.role != "tool":
+            raise ValueError("tool_call_id: only a tool message answers a tool call")
+        return self
+
+    def __repr_args__(self) -> Any:
+        for key, value in super().__repr_args__():
+            if value is not None or key in ("role", "content"):
+                yield key, value
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OpenAI wire form, ``{"role": ..., "content": ...}``, plus the tool fields
+        that are set (``tool_calls`` as ``{"id", "name", "arguments"}`` dicts)."""
+        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        out.update(tool_fields_dict(self))
+        return out
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -99,9 +184,34 @@ class Message(StrictModel):
         return cls(role="user", content=content)
 
     @classmethod
-    def assistant(cls, content: str) -> Message:
-        """An assistant message."""
-        return cls(role="assistant", content=content)
+    def assistant(cls, content: str, *, tool_calls: Sequence[ToolCall] | None = None) -> Message:
+        """An assistant message (with the tool calls it made, if any)."""
+        return cls(
+            role="assistant",
+            content=content,
+            tool_calls=tuple(tool_calls) if tool_calls else None,
+        )
+
+    @classmethod
+    def tool(cls, content: str, *, tool_call_id: str, name: str | None = None) -> Message:
+        """A tool message: the result (as text) of the call ``tool_call_id``.
+
+        >>> Message.tool("42", tool_call_id="call_1", name="add")
+        Message(role='tool', content='42', tool_call_id='call_1', name='add')
+        """
+        return cls(role="tool", content=content, tool_call_id=tool_call_id, name=name)
+
+
+def tool_fields_dict(message: Message) -> dict[str, Any]:
+    """A message's tool fields that are set, as plain data (for files and cache keys)."""
+    out: dict[str, Any] = {}
+    if message.tool_calls is not None:
+        out["tool_calls"] = [c.to_dict() for c in message.tool_calls]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+    if message.name is not None:
+        out["name"] = message.name
+    return out
 
 
 def fast_message(role: Role_, content: str) -> Message:
@@ -172,6 +282,12 @@ class Choice:
     index: int = 0
     finish_reason: str | None = None
     logprobs: tuple[TokenLogprob, ...] | None = None
+    #: The tools the model asked to call (``finish_reason`` is then usually ``"tool_calls"``).
+    tool_calls: tuple[ToolCall, ...] = ()
+
+    def message(self) -> Message:
+        """This reply as an assistant message for the history (tool calls included)."""
+        return Message.assistant(self.text, tool_calls=self.tool_calls or None)
 
 
 @dataclass(slots=True)
@@ -215,6 +331,11 @@ class Completion:
         return [c.text for c in self.choices]
 
     @property
+    def tool_calls(self) -> tuple[ToolCall, ...]:
+        """The first choice's tool calls (empty when it answered in text)."""
+        return self.choices[0].tool_calls if self.choices else ()
+
+    @property
     def finish_reason(self) -> str | None:
         """The first choice's finish reason."""
         return self.choices[0].finish_reason if self.choices else None
@@ -251,6 +372,12 @@ class Request:
     #: ``params["seed"]`` was drawn by the client for an emulated sample (the user gave no
     #: seed): a response cache leaves it out of the key, so repeated calls still hit.
     auto_seed: bool = False
+    #: The tools offered, each ``{"name", "description", "parameters"}`` (a JSON schema).
+    tools: tuple[dict[str, Any], ...] = ()
+    #: ``"auto"``, ``"required"``, ``"none"`` or a tool's name; ``None``: the server's default.
+    tool_choice: str | None = None
+    #: Whether the model may call several tools in one reply (``None``: server default).
+    parallel_tool_calls: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +388,8 @@ class Delta:
     finish_reason: str | None = None
     usage: Usage | None = None
     model: str | None = None
+    #: Whole tool calls (a backend assembles streamed pieces before it yields them).
+    tool_calls: tuple[ToolCall, ...] = ()
 
 
 @dataclass(slots=True)

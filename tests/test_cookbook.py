@@ -336,3 +336,40 @@ def test_ray_classify(capsys: pytest.CaptureFixture[str]) -> None:
     assert [r["reply"] for r in rows] == labels
     assert all(r["error_type"] is None and r["requests"] == 1 for r in rows)
     assert "negative  <- The strap broke within a week." in capsys.readouterr().out
+
+
+def test_tools() -> None:
+    from promptkit import ToolCall
+
+    mod = load("tools")
+    fake = FakeBackend(
+        [
+            [
+                ToolCall(
+                    name="convert_length",
+                    arguments={"value": 10, "from_unit": "km", "to_unit": "miles"},
+                ),
+                ToolCall(
+                    name="convert_temperature",
+                    arguments={"value": 30, "from_unit": "C", "to_unit": "F"},
+                ),
+            ],
+            [
+                ToolCall(
+                    name="convert_length",
+                    arguments={"value": 10, "from_unit": "km", "to_unit": "mi"},
+                )
+            ],
+            "10 km is 6.214 miles and 30 C is 86.0 F.",
+        ]
+    )
+    assert mod.main(LLM(fake)) == "10 km is 6.214 miles and 30 C is 86.0 F."
+    assert len(fake.requests) == 3
+    assert [t["name"] for t in fake.requests[0].tools] == ["convert_length", "convert_temperature"]
+    units = fake.requests[0].tools[0]["parameters"]["properties"]["to_unit"]
+    assert units["enum"] == ["m", "km", "mi", "ft"]
+    fed = [m for m in fake.requests[1].messages or () if m.role == "tool"]
+    # "miles" is not a unit: the error goes back to the model instead of a call
+    assert fed[0].content.startswith("Error: ") and "to_unit" in fed[0].content
+    assert fed[1].content == "86.0 F"
+    assert list(fake.requests[2].messages or ())[-1].content == "6.214 mi"

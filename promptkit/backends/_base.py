@@ -38,6 +38,8 @@ class Backend(ABC):
     A backend with embeddings sets ``supports_embeddings`` and implements :meth:`embed` for
     one batch (and :meth:`aembed`, which otherwise runs :meth:`embed` in a thread);
     ``embed_batch_size`` is how many texts :meth:`promptkit.LLM.embed` puts in one batch.
+    A backend with tool calling sets ``supports_tools`` and reads ``Request.tools``,
+    ``tool_choice``, ``parallel_tool_calls`` and the messages' tool fields.
     """
 
     name: ClassVar[str] = "backend"
@@ -45,6 +47,9 @@ class Backend(ABC):
     native_n: ClassVar[bool] = False
     supports_json_schema: ClassVar[bool] = False
     supports_embeddings: ClassVar[bool] = False
+    #: The backend sends ``Request.tools`` and tool turns; without it the client refuses
+    #: them with a :class:`~promptkit.ParameterError` before sending.
+    supports_tools: ClassVar[bool] = False
     embed_batch_size: ClassVar[int] = 32
     renames: ClassVar[dict[str, str]] = {}
 

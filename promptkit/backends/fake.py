@@ -8,18 +8,20 @@ import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeGuard
 
 from .._errors import ConfigurationError
 from .._params import SAMPLING_FIELDS
-from .._types import Choice, Completion, Delta, Embeddings, Request, Usage
+from .._types import Choice, Completion, Delta, Embeddings, Request, ToolCall, Usage
 from ._base import Backend
 
 __all__ = ["FakeBackend", "hashed_embedding"]
 
 ALL_PARAMS = frozenset(SAMPLING_FIELDS)
 
-Reply = str | Choice | BaseException
+#: A scripted reply: text, a whole Choice, an exception to raise, or the tool calls the
+#: model makes (a list or tuple of ToolCall; a ToolCall without an id gets ``call_<request>_<i>``).
+Reply = str | Choice | BaseException | tuple[ToolCall, ...] | list[ToolCall]
 Script = Iterable[Reply] | Callable[[Request], "Reply | list[Reply]"]
 
 _WORD = re.compile(r"[^\W_]+")
@@ -81,6 +83,7 @@ class FakeBackend(Backend):
 
     name: ClassVar[str] = "fake"
     supports_embeddings: ClassVar[bool] = True
+    supports_tools: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -123,9 +126,10 @@ class FakeBackend(Backend):
             n = min(n, self.max_choices)
         with self._lock:
             self.requests.append(request)
+            number = len(self.requests)
             if self._fn is not None:
                 got = self._fn(request)
-                items = got if isinstance(got, list) else [got]
+                items = got if isinstance(got, list) and not _calls(got) else [got]
             else:
                 if self._pos + n > len(self._items):
                     raise ConfigurationError(
@@ -138,7 +142,16 @@ class FakeBackend(Backend):
         for i, item in enumerate(items):
             if isinstance(item, BaseException):
                 raise item
-            choices.append(item if isinstance(item, Choice) else Choice(item, i, "stop"))
+            if _calls(item):
+                calls = tuple(
+                    c if c.id else c.model_copy(update={"id": f"call_{number}_{j}"})
+                    for j, c in enumerate(item)
+                )
+                choices.append(Choice("", i, "tool_calls", tool_calls=calls))
+            elif isinstance(item, Choice):
+                choices.append(item)
+            else:
+                choices.append(Choice(str(item), i, "stop"))
         return choices
 
     def _completion(self, request: Request) -> Completion:
@@ -197,13 +210,32 @@ class FakeBackend(Backend):
         done = self.complete(request)
         for piece in iter_chunks(done.text):
             yield Delta(piece)
-        yield Delta("", finish_reason=done.finish_reason, usage=done.usage, model=self.model)
+        yield Delta(
+            "",
+            finish_reason=done.finish_reason,
+            usage=done.usage,
+            model=self.model,
+            tool_calls=done.tool_calls,
+        )
 
     async def astream(self, request: Request) -> AsyncIterator[Delta]:
         done = await self.acomplete(request)
         for piece in iter_chunks(done.text):
             yield Delta(piece)
-        yield Delta("", finish_reason=done.finish_reason, usage=done.usage, model=self.model)
+        yield Delta(
+            "",
+            finish_reason=done.finish_reason,
+            usage=done.usage,
+            model=self.model,
+            tool_calls=done.tool_calls,
+        )
+
+
+def _calls(item: object) -> TypeGuard[Sequence[ToolCall]]:
+    """Whether a scripted reply is a list/tuple of tool calls."""
+    return (
+        isinstance(item, list | tuple) and bool(item) and all(isinstance(x, ToolCall) for x in item)
+    )
 
 
 def iter_chunks(text: str, size: int = 8) -> Iterable[str]:

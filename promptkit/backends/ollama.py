@@ -9,7 +9,17 @@ from typing import Any, ClassVar
 
 from .._errors import ConfigurationError, ParameterError
 from .._params import SAMPLING_FIELDS
-from .._types import Choice, Completion, Delta, Embeddings, Request, TokenLogprob, Usage
+from .._types import (
+    Choice,
+    Completion,
+    Delta,
+    Embeddings,
+    Message,
+    Request,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
 from ._http import Body, Failure, HTTPBackend, dumps, loads
 
 __all__ = ["OllamaBackend"]
@@ -178,6 +188,68 @@ def _logprobs(raw: Any) -> tuple[TokenLogprob, ...] | None:
     )
 
 
+def _tool_message_fields(message: Message) -> dict[str, Any]:
+    """A message's tool fields in Ollama's form: an assistant's ``tool_calls`` with the
+    arguments as a JSON object, a tool message's ``tool_name``. Raises
+    :class:`~promptkit.ToolArgumentsError` for a call whose arguments are not an object."""
+    out: dict[str, Any] = {}
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {"function": {"name": c.name, "arguments": c.arguments}} for c in message.tool_calls
+        ]
+    if message.role == "tool" and message.name:
+        out["tool_name"] = message.name
+    return out
+
+
+def _tool_request_fields(request: Request) -> dict[str, Any]:
+    """``tools`` for /api/chat. Ollama has no ``tool_choice`` nor ``parallel_tool_calls``:
+    ``"auto"`` is its behaviour, ``"none"`` sends no tools, anything else is refused."""
+    if not request.tools:
+        return {}
+    choice = request.tool_choice
+    if choice not in (None, "auto", "none"):
+        raise ParameterError(
+            f"tool_choice={choice!r}: Ollama's /api/chat cannot force a tool call (it has no "
+            "tool_choice); use 'auto', or the openai backend on Ollama's /v1 endpoint."
+        )
+    if request.parallel_tool_calls is not None:
+        raise ParameterError(
+            "parallel_tool_calls: Ollama's /api/chat has no such switch; leave it unset."
+        )
+    if choice == "none":
+        return {}
+    return {
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": t["name"],
+                    "description": t.get("description") or "",
+                    "parameters": t["parameters"],
+                },
+            }
+            for t in request.tools
+        ]
+    }
+
+
+def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
+    """A reply message's ``tool_calls`` (arguments come as an object; kept as its JSON
+    text). Ollama may send no ids: the calls are then numbered ``call_0``, ..."""
+    if not raw:
+        return ()
+    out = []
+    for i, item in enumerate(raw):
+        fn = item["function"]
+        args = fn.get("arguments")
+        text = args if isinstance(args, str) else json.dumps(args if args is not None else {})
+        out.append(
+            ToolCall(id=item.get("id") or f"call_{i}", name=str(fn["name"]), raw_arguments=text)
+        )
+    return tuple(out)
+
+
 class OllamaBackend(HTTPBackend):
     """A model served by Ollama (``ollama serve``), through Ollama's native API.
 
@@ -246,6 +318,7 @@ class OllamaBackend(HTTPBackend):
     native_n: ClassVar[bool] = False
     supports_json_schema: ClassVar[bool] = True
     supports_embeddings: ClassVar[bool] = True
+    supports_tools: ClassVar[bool] = True
     renames: ClassVar[dict[str, str]] = {
         "max_tokens": "num_predict",
         "repetition_penalty": "repeat_penalty",
@@ -297,7 +370,10 @@ class OllamaBackend(HTTPBackend):
         messages = request.messages
         body: dict[str, Any] = {"model": self.model}
         if messages is not None:
-            body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
+            body["messages"] = [
+                {"role": m.role, "content": m.content, **_tool_message_fields(m)} for m in messages
+            ]
+            body.update(_tool_request_fields(request))
             url = self._chat_url
         elif request.prompt is not None:
             body["prompt"] = request.prompt
@@ -432,7 +508,8 @@ class OllamaBackend(HTTPBackend):
             if not isinstance(text, str):
                 raise TypeError("the reply's text is not a string")
             reason = data.get("done_reason") or "stop"
-            choice = Choice(text, 0, reason, _logprobs(data.get("logprobs")))
+            calls = _tool_calls(data["message"].get("tool_calls")) if chat else ()
+            choice = Choice(text, 0, reason, _logprobs(data.get("logprobs")), calls)
             usage = _usage(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
@@ -508,15 +585,17 @@ class OllamaBackend(HTTPBackend):
         problem = ""
         try:
             text = (data.get("message") or {}).get("content") if chat else data.get("response")
+            calls = _tool_calls((data.get("message") or {}).get("tool_calls")) if chat else ()
             if data.get("done"):
                 return Delta(
                     text or "",
                     finish_reason=data.get("done_reason") or "stop",
                     usage=_usage(data),
                     model=data.get("model") or self.model,
+                    tool_calls=calls,
                 )
-            return Delta(text) if text else None
-        except (TypeError, AttributeError) as exc:
+            return Delta(text or "", tool_calls=calls) if text or calls else None
+        except (TypeError, AttributeError, KeyError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
         raise self._malformed(f"a stream line lacks a field ({problem})", attempts, line)
 

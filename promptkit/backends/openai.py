@@ -22,7 +22,17 @@ import httpx
 
 from .._errors import ConfigurationError, ParameterError
 from .._params import SAMPLING_FIELDS
-from .._types import Choice, Completion, Delta, Embeddings, Request, TokenLogprob, Usage
+from .._types import (
+    Choice,
+    Completion,
+    Delta,
+    Embeddings,
+    Message,
+    Request,
+    TokenLogprob,
+    ToolCall,
+    Usage,
+)
 from ._http import Body, HTTPBackend, SSEDecoder, dumps, loads
 
 if TYPE_CHECKING:
@@ -126,7 +136,117 @@ def parse_choice(raw: Any, i: int, chat: bool) -> Choice:
         logprobs = _text_logprobs(raw.get("logprobs"))
     if not isinstance(text, str):
         raise TypeError("the choice's text is not a string")
-    return Choice(text, raw.get("index", i), raw.get("finish_reason"), logprobs)
+    calls = parse_tool_calls(raw["message"].get("tool_calls")) if chat else ()
+    return Choice(text, raw.get("index", i), raw.get("finish_reason"), logprobs, calls)
+
+
+# --------------------------------------------------------------------------- tool calls
+
+
+def tool_message_fields(message: Message) -> dict[str, Any]:
+    """A message's tool fields in the chat-completions form: an assistant's
+    ``tool_calls``, a tool message's ``tool_call_id`` (and ``name``). An assistant that
+    said nothing keeps ``content: ""`` (not null: llama-cpp-python's server rejects null)."""
+    out: dict[str, Any] = {}
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": c.raw_arguments},
+            }
+            for c in message.tool_calls
+        ]
+    if message.tool_call_id is not None:
+        out["tool_call_id"] = message.tool_call_id
+        if message.name:
+            out["name"] = message.name
+    return out
+
+
+def tool_request_fields(request: Request) -> dict[str, Any]:
+    """``tools``, ``tool_choice`` and ``parallel_tool_calls`` for the body (empty without
+    tools)."""
+    if not request.tools:
+        return {}
+    out: dict[str, Any] = {
+        "tools": [
+            {
+                "type": "function",
+                "function": {
+                    "name": t["name"],
+                    "description": t.get("description") or "",
+                    "parameters": t["parameters"],
+                },
+            }
+            for t in request.tools
+        ]
+    }
+    choice = request.tool_choice
+    if choice in ("auto", "required", "none"):
+        out["tool_choice"] = choice
+    elif choice is not None:
+        out["tool_choice"] = {"type": "function", "function": {"name": choice}}
+    if request.parallel_tool_calls is not None:
+        out["parallel_tool_calls"] = request.parallel_tool_calls
+    return out
+
+
+def parse_tool_calls(raw: Any) -> tuple[ToolCall, ...]:
+    """A reply message's ``tool_calls`` (None/absent: none). Arguments are kept as the
+    text sent; an object (some servers send one) is serialised. Raises KeyError/TypeError
+    on a malformed entry."""
+    if not raw:
+        return ()
+    calls = []
+    for i, item in enumerate(raw):
+        fn = item["function"]
+        args = fn.get("arguments")
+        text = args if isinstance(args, str) else json.dumps(args if args is not None else {})
+        calls.append(
+            ToolCall(id=item.get("id") or f"call_{i}", name=str(fn["name"]), raw_arguments=text)
+        )
+    return tuple(calls)
+
+
+class ToolCallAssembler:
+    """Folds streamed ``delta.tool_calls`` pieces into whole calls, by ``index``: the first
+    piece of a call brings its id and name, later ones append to its arguments text. A new
+    id at an index already in use (servers that number every call 0) opens a new call."""
+
+    __slots__ = ("_parts", "_slot")
+
+    def __init__(self) -> None:
+        self._parts: list[list[Any]] = []  # [id, name, [argument pieces]]
+        self._slot: dict[int, int] = {}
+
+    def feed(self, pieces: Any) -> None:
+        """One delta's ``tool_calls`` list. Raises TypeError/AttributeError when malformed."""
+        for piece in pieces or ():
+            index = int(piece.get("index", len(self._slot)))
+            fn = piece.get("function") or {}
+            call_id = piece.get("id")
+            slot = self._slot.get(index)
+            known = self._parts[slot][0] if slot is not None else ""
+            if slot is None or (call_id and known and call_id != known):
+                slot = len(self._parts)
+                self._slot[index] = slot
+                self._parts.append(["", "", []])
+            part = self._parts[slot]
+            if call_id:
+                part[0] = call_id
+            if fn.get("name") and not part[1]:
+                part[1] = str(fn["name"])
+            args = fn.get("arguments")
+            if args:
+                part[2].append(args if isinstance(args, str) else json.dumps(args))
+
+    def calls(self) -> tuple[ToolCall, ...]:
+        """The whole calls, in order."""
+        return tuple(
+            ToolCall(id=cid or f"call_{i}", name=name, raw_arguments="".join(args))
+            for i, (cid, name, args) in enumerate(self._parts)
+        )
 
 
 def _vector(raw: Any, pool: bool) -> list[float]:
@@ -153,10 +273,11 @@ def _is_plain_json(resp: httpx.Response) -> bool:
 class _StreamState:
     """Folds SSE events into text pieces and the final Delta."""
 
-    __slots__ = ("chat", "done", "finish", "model", "usage")
+    __slots__ = ("chat", "done", "finish", "model", "tools", "usage")
 
     def __init__(self, chat: bool) -> None:
         self.chat = chat
+        self.tools = ToolCallAssembler()
         self.done = False
         self.finish: str | None = None
         self.model: str | None = None
@@ -177,12 +298,20 @@ class _StreamState:
             piece = delta.get("content" if self.chat else "text")
             if piece:
                 text += piece
+            if self.chat and delta.get("tool_calls"):
+                self.tools.feed(delta["tool_calls"])
             if choice.get("finish_reason"):
                 self.finish = choice["finish_reason"]
         return text
 
     def last(self) -> Delta:
-        return Delta("", finish_reason=self.finish, usage=self.usage, model=self.model)
+        return Delta(
+            "",
+            finish_reason=self.finish,
+            usage=self.usage,
+            model=self.model,
+            tool_calls=self.tools.calls(),
+        )
 
 
 class OpenAIBackend(HTTPBackend):
@@ -221,6 +350,14 @@ class OpenAIBackend(HTTPBackend):
 
     Embeddings: ``POST {base_url}/embeddings`` with ``{"model", "input": [...]}``, 64 texts
     a request, with the same retries and errors as chat calls.
+
+    Tools: ``tools=[...]`` go out as ``tools`` (``{"type": "function", "function": {...}}``),
+    ``tool_choice`` (a tool's name as ``{"type": "function", "function": {"name"}}``) and
+    ``parallel_tool_calls``; history messages carry ``tool_calls`` / ``tool_call_id``.
+    Replies' ``message.tool_calls`` become ``Choice.tool_calls``; in a stream, the
+    ``delta.tool_calls`` pieces are assembled by ``index`` and the whole calls are on
+    ``TextStream.completion``. A llama.cpp server needs ``--jinja`` for tools; vLLM needs
+    ``--enable-auto-tool-choice --tool-call-parser <parser>`` (e.g. ``hermes``).
     """
 
     name: ClassVar[str] = "openai"
@@ -228,6 +365,7 @@ class OpenAIBackend(HTTPBackend):
     native_n: ClassVar[bool] = True
     supports_json_schema: ClassVar[bool] = True
     supports_embeddings: ClassVar[bool] = True
+    supports_tools: ClassVar[bool] = True
     embed_batch_size: ClassVar[int] = 64
     #: Mean-pool per-token embeddings (llama.cpp servers on models without pooling).
     pool_token_embeddings: ClassVar[bool] = False
@@ -316,7 +454,9 @@ class OpenAIBackend(HTTPBackend):
         if self.model:
             body["model"] = self.model
         if messages is not None:
-            body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
+            body["messages"] = [
+                {"role": m.role, "content": m.content, **tool_message_fields(m)} for m in messages
+            ]
             url = self._chat_url
         elif request.prompt is not None:
             body["prompt"] = request.prompt
@@ -350,6 +490,7 @@ class OpenAIBackend(HTTPBackend):
                 if top is not None:
                     renamed["top_logprobs"] = "logprobs"
         body.update(sent)
+        body.update(tool_request_fields(request))
         if request.response_format is not None:
             body["response_format"] = self._response_format(request.response_format)
         if stream:
@@ -477,7 +618,7 @@ class OpenAIBackend(HTTPBackend):
         problem = ""
         try:
             return state.event(data)
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             problem = f"{type(exc).__name__}: {exc}"
         raise self._malformed(f"a stream event lacks a field ({problem})", attempts, payload)
 
@@ -504,7 +645,13 @@ class OpenAIBackend(HTTPBackend):
         done = self._completion(self._json(resp, attempts), chat, sent, {}, attempts)
         return [
             Delta(done.text),
-            Delta("", finish_reason=done.finish_reason, usage=done.usage, model=done.model),
+            Delta(
+                "",
+                finish_reason=done.finish_reason,
+                usage=done.usage,
+                model=done.model,
+                tool_calls=done.tool_calls,
+            ),
         ]
 
     def stream(self, request: Request) -> Iterator[Delta]:

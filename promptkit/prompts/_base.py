@@ -11,8 +11,8 @@ the prompts freely: there is no import cycle.
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast, overload
 
 from pydantic import BaseModel, ConfigDict
 
@@ -21,12 +21,25 @@ from .._types import Message, StrictModel
 
 if TYPE_CHECKING:
     from .._client import LLM, TextStream
+    from .._tools import ToolLike
     from .._types import Completion
     from ..batch import BatchResult
 
 T = TypeVar("T", bound=BaseModel)
+#: ``tools=`` of run()/stream(): Tool objects, typed functions or spec dicts.
+ToolsArg: TypeAlias = "Sequence[ToolLike | Mapping[str, Any]] | None"
 
 __all__ = ["PromptBase", "arender_prompt"]
+
+
+def _no_tools(tools: object, tool_choice: object) -> None:
+    if tools or tool_choice is not None:
+        from .._errors import ParameterError
+
+        raise ParameterError(
+            "run(output=...) with tools: structured output does not offer tools; call "
+            "run() without output= for tool calls, or promptkit.ToolLoop to run them."
+        )
 
 
 def _upper(name: str) -> Any:
@@ -97,12 +110,21 @@ class PromptBase(StrictModel):
         *,
         params: SamplingParams | None = None,
         output: None = None,
+        tools: ToolsArg = None,
+        tool_choice: str | None = None,
         **variables: Any,
     ) -> Completion: ...
 
     @overload
     def run(
-        self, llm: LLM, *, params: SamplingParams | None = None, output: type[T], **variables: Any
+        self,
+        llm: LLM,
+        *,
+        params: SamplingParams | None = None,
+        output: type[T],
+        tools: ToolsArg = None,
+        tool_choice: str | None = None,
+        **variables: Any,
     ) -> T: ...
 
     def run(
@@ -111,6 +133,8 @@ class PromptBase(StrictModel):
         *,
         params: SamplingParams | None = None,
         output: type[T] | None = None,
+        tools: ToolsArg = None,
+        tool_choice: str | None = None,
         **variables: Any,
     ) -> Completion | T:
         """Render with ``variables`` and send to ``llm``; returns the Completion.
@@ -118,10 +142,18 @@ class PromptBase(StrictModel):
         ``params`` override the prompt's own ``params``. With ``output=MyModel`` (a pydantic
         model) the reply is parsed and validated into ``MyModel`` (see
         :func:`promptkit.structured`), retrying with the validation errors fed back.
+        ``tools`` and ``tool_choice`` go to :meth:`promptkit.LLM.complete` as they are (to
+        run the tools the model calls, use :class:`promptkit.ToolLoop`).
         """
         if output is not None:
+            _no_tools(tools, tool_choice)
             return cast("T", _upper("structured")(self, llm, output, params=params, **variables))
-        return llm.complete(self.render(**variables), params=self._params(params))
+        return llm.complete(
+            self.render(**variables),
+            params=self._params(params),
+            tools=tools,
+            tool_choice=tool_choice,
+        )
 
     @overload
     async def arun(
@@ -130,12 +162,21 @@ class PromptBase(StrictModel):
         *,
         params: SamplingParams | None = None,
         output: None = None,
+        tools: ToolsArg = None,
+        tool_choice: str | None = None,
         **variables: Any,
     ) -> Completion: ...
 
     @overload
     async def arun(
-        self, llm: LLM, *, params: SamplingParams | None = None, output: type[T], **variables: Any
+        self,
+        llm: LLM,
+        *,
+        params: SamplingParams | None = None,
+        output: type[T],
+        tools: ToolsArg = None,
+        tool_choice: str | None = None,
+        **variables: Any,
     ) -> T: ...
 
     async def arun(
@@ -144,13 +185,21 @@ class PromptBase(StrictModel):
         *,
         params: SamplingParams | None = None,
         output: type[T] | None = None,
+        tools: ToolsArg = None,
+        tool_choice: str | None = None,
         **variables: Any,
     ) -> Completion | T:
         """Async twin of :meth:`run`."""
         if output is not None:
+            _no_tools(tools, tool_choice)
             astructured = _upper("astructured")
             return cast("T", await astructured(self, llm, output, params=params, **variables))
-        return await llm.acomplete(await self.arender(**variables), params=self._params(params))
+        return await llm.acomplete(
+            await self.arender(**variables),
+            params=self._params(params),
+            tools=tools,
+            tool_choice=tool_choice,
+        )
 
     def batch(self, llm: LLM, inputs: Iterable[Mapping[str, Any]], **options: Any) -> BatchResult:
         """Run this prompt over many inputs (dicts of variables); results in input order.
@@ -168,15 +217,35 @@ class PromptBase(StrictModel):
         return cast("BatchResult", await _upper("arun_batch")(self, llm, inputs, **options))
 
     def stream(
-        self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any
+        self,
+        llm: LLM,
+        *,
+        params: SamplingParams | None = None,
+        tools: ToolsArg = None,
+        tool_choice: str | None = None,
+        **variables: Any,
     ) -> TextStream:
         """Render and stream the reply: iterate for text, then read ``.completion``."""
-        return llm.stream(self.render(**variables), params=self._params(params))
+        return llm.stream(
+            self.render(**variables),
+            params=self._params(params),
+            tools=tools,
+            tool_choice=tool_choice,
+        )
 
     async def astream(
-        self, llm: LLM, *, params: SamplingParams | None = None, **variables: Any
+        self,
+        llm: LLM,
+        *,
+        params: SamplingParams | None = None,
+        tools: ToolsArg = None,
+        tool_choice: str | None = None,
+        **variables: Any,
     ) -> AsyncIterator[str]:
         """Async twin of :meth:`stream`."""
         messages = await self.arender(**variables)
-        async for piece in llm.astream(messages, params=self._params(params)):
+        stream = llm.astream(
+            messages, params=self._params(params), tools=tools, tool_choice=tool_choice
+        )
+        async for piece in stream:
             yield piece

@@ -24,8 +24,10 @@ def trim_history(
     token_counter: TokenCounter | Callable[[str], int] | None = None,
 ) -> list[Message]:
     """``history`` cut to its last ``max_turns`` turns and then to ``max_history_tokens``
-    tokens (each message costed by :func:`~promptkit._tokens.message_cost`). A turn is a
-    user message and the messages after it up to the next user message."""
+    tokens (each message costed by :func:`~promptkit._tokens.message_cost`, tool calls'
+    names and arguments included). A turn is a user message and the messages after it up
+    to the next user message, so an assistant's tool calls and the ``tool`` messages that
+    answer them are always kept or dropped together."""
     turns: list[list[Message]] = []
     for m in history:
         if m.role == "user" or not turns:
@@ -36,7 +38,7 @@ def trim_history(
         turns = turns[len(turns) - max_turns :] if max_turns else []
     if max_history_tokens is not None:
         count = message_cost(token_counter)
-        sizes = [sum(count(m.content) for m in t) for t in turns]
+        sizes = [sum(count(_costed_text(m)) for m in t) for t in turns]
         total = sum(sizes)
         start = 0
         while start < len(turns) and total > max_history_tokens:
@@ -44,3 +46,11 @@ def trim_history(
             start += 1
         turns = turns[start:]
     return [m for t in turns for m in t]
+
+
+def _costed_text(m: Message) -> str:
+    """The text a message costs: its content, plus its tool calls' names and arguments."""
+    if not m.tool_calls:
+        return m.content
+    calls = " ".join(f"{c.name} {c.raw_arguments}" for c in m.tool_calls)
+    return f"{m.content} {calls}" if m.content else calls

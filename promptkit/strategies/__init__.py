@@ -11,6 +11,8 @@ calls of one stage (k samples, each viewpoint) run concurrently, through threads
 - :class:`Chain` of :class:`Step` -> :class:`ChainResult` (every :class:`StepResult`).
 - :class:`Refine` -> :class:`RefineResult` (every :class:`RefineRound`).
 - :class:`PerspectivesRun` / :func:`run_perspectives` -> :class:`PerspectivesResult`.
+- :class:`ToolLoop` -> :class:`ToolLoopResult` (every :class:`ToolStep` and :class:`ToolRun`):
+  the model calls tools, the loop runs them and feeds the results back.
 - :func:`structured` / :func:`astructured` (what ``prompt.run(llm, output=Model)`` uses),
   :func:`structured_result` for the usage and attempts.
 """
@@ -29,6 +31,7 @@ from .structured import (
     structured,
     structured_result,
 )
+from .tool_loop import ToolLoop, ToolLoopResult, ToolRun, ToolStep
 
 __all__ = [
     "Chain",
@@ -48,6 +51,10 @@ __all__ = [
     "Strategy",
     "StructuredOutputError",
     "StructuredResult",
+    "ToolLoop",
+    "ToolLoopResult",
+    "ToolRun",
+    "ToolStep",
     "Vote",
     "arun_perspectives",
     "astructured",

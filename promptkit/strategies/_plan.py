@@ -54,6 +54,7 @@ __all__ = [
     "Plan",
     "Render",
     "Strategy",
+    "Work",
     "adrive",
     "drive",
     "enter",
@@ -77,6 +78,23 @@ class Call:
     params: SamplingParams | None = None
     n: int = 1
     response_format: dict[str, Any] | None = None
+    #: Tools offered (request form, see :func:`promptkit._tools.tool_specs`) and the choice.
+    tools: tuple[dict[str, Any], ...] = ()
+    tool_choice: str | None = None
+    parallel_tool_calls: bool | None = None
+
+
+class Work(ABC):
+    """A plan's request to run local work (a tool loop's tool calls); the driver sends
+    back the result of :meth:`run` (sync driver) or :meth:`arun` (async driver)."""
+
+    @abstractmethod
+    def run(self, limit: int) -> Any:
+        """Do the work in this thread (fanning out on at most ``limit`` threads)."""
+
+    @abstractmethod
+    async def arun(self, limit: int) -> Any:
+        """Do the work on the event loop."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +125,7 @@ class Leave:
 
 #: A strategy's plan: yields batches of calls (and is sent their Completions) or a
 #: :class:`Render` (and is sent the messages); returns ``R``.
-Plan = Generator[list[Call] | Render | Enter | Leave, Any, R]
+Plan = Generator[list[Call] | Render | Enter | Leave | Work, Any, R]
 
 
 def enter(name: str, attrs: Mapping[str, Any]) -> Plan[int | None]:
@@ -226,8 +244,22 @@ def total_usage(completions: Sequence[Completion]) -> Usage:
 
 def _complete(llm: LLM, call: Call) -> Completion:
     return llm.complete(
-        call.messages, params=call.params, response_format=call.response_format, n=call.n
+        call.messages,
+        params=call.params,
+        response_format=call.response_format,
+        n=call.n,
+        **_tooling(call),
     )
+
+
+def _tooling(call: Call) -> dict[str, Any]:
+    if not call.tools:
+        return {}
+    return {
+        "tools": call.tools,
+        "tool_choice": call.tool_choice,
+        "parallel_tool_calls": call.parallel_tool_calls,
+    }
 
 
 def run_calls(llm: LLM, calls: Sequence[Call]) -> list[Completion]:
@@ -250,6 +282,8 @@ def drive(plan: Plan[R], llm: LLM) -> R:
                     answer: Any = step.prompt.render(**step.variables)
                 elif isinstance(step, (Enter, Leave)):
                     answer = spans.handle(step)
+                elif isinstance(step, Work):
+                    answer = step.run(llm.max_concurrency)
                 else:
                     answer = run_calls(llm, step)
             except Exception as exc:
@@ -268,7 +302,11 @@ def drive(plan: Plan[R], llm: LLM) -> R:
 
 async def _acomplete(llm: LLM, call: Call) -> Completion:
     return await llm.acomplete(
-        call.messages, params=call.params, response_format=call.response_format, n=call.n
+        call.messages,
+        params=call.params,
+        response_format=call.response_format,
+        n=call.n,
+        **_tooling(call),
     )
 
 
@@ -308,6 +346,8 @@ async def adrive(
                     answer: Any = await arender_prompt(step.prompt, step.variables)
                 elif isinstance(step, (Enter, Leave)):
                     answer = spans.handle(step)
+                elif isinstance(step, Work):
+                    answer = await step.arun(llm.max_concurrency)
                 else:
                     answer = await arun_calls(llm, step)
             except Exception as exc:

@@ -136,3 +136,11 @@ def llama_seeded_server(gguf_path: Path) -> Iterator[str]:
     """The server started with a fixed default seed (``--seed 1234``); yields its ``/v1``
     URL."""
     yield from _serve(gguf_path, "--seed", str(SERVER_SEED))
+
+
+@pytest.fixture(scope="session")
+def llama_tools_server(gguf_path: Path) -> Iterator[str]:
+    """The server with llama-cpp-python's function-calling chat format
+    (``--chat_format chatml-function-calling``), which takes ``tools``; yields its ``/v1``
+    URL."""
+    yield from _serve(gguf_path, "--chat_format", "chatml-function-calling")

@@ -1,0 +1,327 @@
+"""The tool loop: call the model with tools, run the tools it asks for, feed the results
+back, until it answers in text or runs out of steps.
+
+>>> import promptkit as pk
+>>> def add(a: int, b: int) -> int:
+...     '''Add two whole numbers.'''
+...     return a + b
+>>> fake = pk.FakeBackend([[pk.ToolCall(name="add", arguments={"a": 2, "b": 3})], "It is 5."])
+>>> result = pk.ToolLoop("What is 2 + 3?", tools=[add]).run(pk.LLM(fake))
+>>> result.output, result.stopped_by, [r.text for r in result.steps[0].runs]
+('It is 5.', 'answer', ['5'])
+>>> [m.role for m in fake.requests[1].messages]
+['user', 'assistant', 'tool']
+
+Each step is one model call; the calls it asks for run concurrently where they can (on the
+event loop under ``arun``; on threads under ``run``) and their results go back as ``tool``
+messages, in the order the model asked. Arguments are validated before a tool runs; a call
+whose arguments fail (or that names no known tool) is answered with an error message so
+the model can correct itself, at most ``max_argument_errors`` times in a run. A tool that
+raises is answered with the error too (``on_tool_error="feed"``) or stops the loop with a
+:class:`~promptkit.ToolError` (``"raise"``). Nothing runs but the functions given.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from .._errors import ParameterError, ToolArgumentsError, ToolError
+from .._params import merge_params
+from .._sync import run_jobs
+from .._tools import Tool, ToolLike, as_tools, result_text
+from .._types import Completion, Message, ToolCall, Usage
+from ..prompts import PromptBase
+from ._plan import Call, Plan, Strategy, Work, check_choices, one, prompt_params, rendered
+
+if TYPE_CHECKING:
+    from .._client import LLM, MessagesLike
+    from .._params import SamplingParams
+
+__all__ = ["ToolLoop", "ToolLoopResult", "ToolRun", "ToolStep"]
+
+StopReason = Literal["answer", "max_steps"]
+
+
+@dataclass(frozen=True)
+class ToolRun:
+    """One tool call of a step: the ``call`` as the model made it, the validated
+    ``arguments`` (None when they failed), the tool's return ``value``, the ``text`` fed
+    back as the tool message, the ``error`` (None when it ran fine) and how long it ran."""
+
+    call: ToolCall
+    arguments: Any = None
+    value: Any = None
+    text: str = ""
+    error: str | None = None
+    elapsed_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """The tool ran and returned."""
+        return self.error is None
+
+
+@dataclass(frozen=True)
+class ToolStep:
+    """One model call of the loop and the tool calls it made (``runs``, in the model's
+    order; empty for the final answer, and for a last step cut by ``max_steps``)."""
+
+    number: int
+    completion: Completion = field(repr=False)
+    runs: tuple[ToolRun, ...] = ()
+    elapsed_s: float = 0.0
+
+    @property
+    def calls(self) -> tuple[ToolCall, ...]:
+        """The tool calls the model asked for in this step."""
+        return self.completion.tool_calls
+
+
+@dataclass(frozen=True)
+class ToolLoopResult:
+    """The final text (``output``), every step, why the loop ended (``"answer"``: the model
+    answered without calling tools; ``"max_steps"``: it was still calling tools), the whole
+    conversation (``messages``, tool turns included) and the usage summed over every call."""
+
+    output: str
+    steps: tuple[ToolStep, ...]
+    stopped_by: StopReason
+    messages: tuple[Message, ...] = field(repr=False)
+    usage: Usage = field(default_factory=Usage, repr=False)
+
+    @property
+    def text(self) -> str:
+        """The final text."""
+        return self.output
+
+    @property
+    def runs(self) -> list[ToolRun]:
+        """Every tool run of every step, in order."""
+        return [r for s in self.steps for r in s.runs]
+
+
+class _Pending:
+    """A call with validated arguments, waiting to run."""
+
+    __slots__ = ("call", "tool", "valid")
+
+    def __init__(self, call: ToolCall, tool: Tool, valid: Any) -> None:
+        self.call = call
+        self.tool = tool
+        self.valid = valid
+
+
+def _outcome(pending: _Pending, value: Any, error: BaseException | None, took: float) -> ToolRun:
+    if error is not None:
+        text = f"Error: the tool raised {type(error).__name__}: {error}"
+        return ToolRun(pending.call, pending.valid, None, text, text, took)
+    return ToolRun(pending.call, pending.valid, value, result_text(value), None, took)
+
+
+class _RunTools(Work):
+    """The driver's part: run a step's valid calls, concurrently; (value, error, seconds)
+    per call, in order. A tool's exception is returned, not raised."""
+
+    def __init__(self, pending: list[_Pending], concurrent: bool) -> None:
+        self.pending = pending
+        self.concurrent = concurrent
+
+    @staticmethod
+    def _one(p: _Pending) -> tuple[Any, BaseException | None, float]:
+        started = time.perf_counter()
+        try:
+            fn = p.tool._fn()
+            if p.tool.is_async:
+                value = asyncio.run(p.tool._invoke(fn, p.valid))
+            else:
+                value = p.tool._invoke(fn, p.valid)
+        except Exception as exc:
+            return None, exc, time.perf_counter() - started
+        return value, None, time.perf_counter() - started
+
+    def run(self, limit: int) -> list[tuple[Any, BaseException | None, float]]:
+        if not self.concurrent or len(self.pending) < 2:
+            return [self._one(p) for p in self.pending]
+        jobs = [lambda p=p: self._one(p) for p in self.pending]
+        return run_jobs(jobs, limit)
+
+    async def arun(self, limit: int) -> list[tuple[Any, BaseException | None, float]]:
+        sem = asyncio.Semaphore(max(1, limit if self.concurrent else 1))
+
+        async def one_call(p: _Pending) -> tuple[Any, BaseException | None, float]:
+            async with sem:
+                started = time.perf_counter()
+                try:
+                    fn = p.tool._fn()
+                    if p.tool.is_async:
+                        value = await p.tool._invoke(fn, p.valid)
+                    else:
+                        value = await asyncio.to_thread(p.tool._invoke, fn, p.valid)
+                except Exception as exc:
+                    return None, exc, time.perf_counter() - started
+                return value, None, time.perf_counter() - started
+
+        return list(await asyncio.gather(*(one_call(p) for p in self.pending)))
+
+
+class ToolLoop(Strategy[ToolLoopResult]):
+    """Call the model with ``tools`` and run the tools it calls until it answers.
+
+    ``prompt_or_messages``: a prompt (rendered with the run's variables), a string (one
+    user message) or a list of messages. ``tools``: :class:`~promptkit.Tool` objects or
+    typed functions. ``max_steps``: the most model calls (default 8). ``on_tool_error``:
+    ``"feed"`` (default) answers a failing call with the error text, ``"raise"`` stops with
+    :class:`~promptkit.ToolError`. ``max_argument_errors`` (default 3): how many calls with
+    bad arguments (or an unknown tool) are answered with the error before the loop raises
+    :class:`~promptkit.ToolArgumentsError`. ``tool_choice`` applies to the first step
+    only (later steps use ``"auto"``, so that the model can answer); ``concurrent=False``
+    runs a step's calls one after the other.
+    """
+
+    def __init__(
+        self,
+        prompt_or_messages: PromptBase | MessagesLike,
+        *,
+        tools: Sequence[ToolLike],
+        max_steps: int = 8,
+        on_tool_error: Literal["feed", "raise"] = "feed",
+        max_argument_errors: int = 3,
+        tool_choice: str | None = None,
+        parallel_tool_calls: bool | None = None,
+        concurrent: bool = True,
+        params: SamplingParams | None = None,
+        name: str | None = None,
+    ) -> None:
+        if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+            raise ParameterError(f"max_steps={max_steps!r}: expected a whole number >= 1.")
+        if on_tool_error not in ("feed", "raise"):
+            raise ParameterError(f"on_tool_error={on_tool_error!r}: expected 'feed' or 'raise'.")
+        if max_argument_errors < 0:
+            raise ParameterError(f"max_argument_errors={max_argument_errors!r}: expected >= 0.")
+        self.tools = as_tools(tools)
+        if not self.tools:
+            raise ParameterError("ToolLoop needs at least one tool: tools=[...].")
+        self.source = prompt_or_messages
+        self.max_steps = max_steps
+        self.on_tool_error = on_tool_error
+        self.max_argument_errors = max_argument_errors
+        self.tool_choice = tool_choice
+        self.parallel_tool_calls = parallel_tool_calls
+        self.concurrent = concurrent
+        self.params = params
+        self.name = name
+        self._by_name = {t.name: t for t in self.tools}
+        self._specs = tuple(t.spec() for t in self.tools)
+
+    def __repr__(self) -> str:
+        return f"ToolLoop(tools={[t.name for t in self.tools]}, max_steps={self.max_steps})"
+
+    @property
+    def variables(self) -> frozenset[str] | None:
+        """The prompt's variables (none for fixed messages)."""
+        if isinstance(self.source, PromptBase):
+            got = getattr(self.source, "variables", None)
+            return frozenset(got) if isinstance(got, (set, frozenset)) else None
+        return frozenset()
+
+    def value(self, result: Any) -> Any:
+        return result.output
+
+    def _check(self, call: ToolCall, errors: int) -> tuple[_Pending | None, ToolRun | None]:
+        """A call's tool and validated arguments, or the error run fed back instead."""
+        tool = self._by_name.get(call.name)
+        try:
+            if tool is None:
+                raise ToolArgumentsError(
+                    f"There is no tool named {call.name!r}; the tools are {sorted(self._by_name)}.",
+                    tool=call.name,
+                    raw=call.raw_arguments,
+                    call_id=call.id,
+                )
+            valid = tool.validate(call.arguments, call_id=call.id)
+        except ToolArgumentsError as exc:
+            if errors >= self.max_argument_errors:
+                raise
+            text = f"Error: {exc} Call the tool again with corrected arguments."
+            return None, ToolRun(call, None, None, text, str(exc))
+        return _Pending(call, tool, valid), None
+
+    def plan(
+        self, llm: LLM, variables: Mapping[str, Any], params: SamplingParams | None = None
+    ) -> Plan[ToolLoopResult]:
+        """Call, run tools, feed back, repeat (see the class doc); a generator of calls."""
+        if isinstance(self.source, PromptBase):
+            messages = list((yield from rendered(self.source, variables)))
+            call_params = prompt_params(self.source, self.params, params)
+        else:
+            from .._client import as_messages
+
+            if variables:
+                raise ParameterError(
+                    f"ToolLoop over fixed messages takes no variables; got {sorted(variables)}."
+                )
+            messages = as_messages(self.source)
+            call_params = merge_params(self.params, params)
+        steps: list[ToolStep] = []
+        usage = Usage()
+        arg_errors = 0
+        stopped_by: StopReason = "max_steps"
+        for number in range(1, self.max_steps + 1):
+            started = time.perf_counter()
+            choice = self.tool_choice if number == 1 else ("auto" if self.tool_choice else None)
+            done = yield from one(
+                Call(
+                    tuple(messages),
+                    call_params,
+                    tools=self._specs,
+                    tool_choice=choice,
+                    parallel_tool_calls=self.parallel_tool_calls,
+                )
+            )
+            check_choices(done, llm.backend.name)
+            usage = usage + done.usage
+            reply = done.choices[0]
+            messages.append(reply.message())
+            if not reply.tool_calls:
+                steps.append(ToolStep(number, done, (), time.perf_counter() - started))
+                stopped_by = "answer"
+                break
+            if number == self.max_steps:  # no model call left to read the results
+                steps.append(ToolStep(number, done, (), time.perf_counter() - started))
+                break
+            slots: list[ToolRun | _Pending] = []
+            for call in reply.tool_calls:
+                pending, failed = self._check(call, arg_errors)
+                if failed is not None:
+                    arg_errors += 1
+                    slots.append(failed)
+                elif pending is not None:
+                    slots.append(pending)
+            todo = [s for s in slots if isinstance(s, _Pending)]
+            outcomes = iter((yield _RunTools(todo, self.concurrent)) if todo else [])
+            runs: list[ToolRun] = []
+            for slot in slots:
+                if isinstance(slot, _Pending):
+                    value, error, took = next(outcomes)
+                    if error is not None and self.on_tool_error == "raise":
+                        raise ToolError(
+                            f"Tool {slot.tool.name!r} raised {type(error).__name__}: {error} "
+                            "(on_tool_error='raise'; use 'feed' to let the model see it).",
+                            tool=slot.tool.name,
+                            call_id=slot.call.id,
+                            steps=tuple(steps),
+                        ) from error
+                    run = _outcome(slot, value, error, took)
+                else:
+                    run = slot
+                runs.append(run)
+                messages.append(
+                    Message.tool(run.text, tool_call_id=run.call.id, name=run.call.name)
+                )
+            steps.append(ToolStep(number, done, tuple(runs), time.perf_counter() - started))
+        final = steps[-1].completion.text if steps else ""
+        return ToolLoopResult(final, tuple(steps), stopped_by, tuple(messages), usage)
