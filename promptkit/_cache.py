@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError
+from ._media import key_form
 from ._types import Choice, Completion, TokenLogprob, Usage
 
 if TYPE_CHECKING:
@@ -107,7 +108,12 @@ def cache_key(backend: Backend, request: Request) -> str:
     >>> cache_key(FakeBackend(), r0) == cache_key(FakeBackend(), r1)
     False
     """
-    messages = None if request.messages is None else [[m.role, m.content] for m in request.messages]
+    messages = (
+        None
+        if request.messages is None
+        else [[m.role, m.content if isinstance(m.content, str) else key_form(m.content)]
+              for m in request.messages]
+    )
     parts = {
         "v": _SCHEMA_VERSION,
         "backend": backend.name,

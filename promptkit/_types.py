@@ -14,9 +14,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from ._errors import InvalidPromptError
+from ._media import Part, as_parts, content_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -82,11 +83,41 @@ class Message(StrictModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: Role_
-    content: str
+    #: Text (the common, fast case) or a tuple of content parts (text, images, audio,
+    #: files: see :mod:`promptkit._media`). A list is accepted; ``str`` items in it become
+    #: :class:`~promptkit.TextPart`.
+    content: str | tuple[Part, ...]
 
-    def to_dict(self) -> dict[str, str]:
-        """The OpenAI wire form, ``{"role": ..., "content": ...}``."""
-        return {"role": self.role, "content": self.content}
+    @field_validator("content", mode="before")
+    @classmethod
+    def _parts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list | tuple):
+            return as_parts(value)
+        return value
+
+    @property
+    def text(self) -> str:
+        """The text of the message: ``content`` itself, or its text parts joined by
+        newlines (media parts left out)."""
+        return content_text(self.content)
+
+    @property
+    def has_media(self) -> bool:
+        """True when the content holds an image, audio or file part."""
+        return not isinstance(self.content, str) and any(
+            p.type != "text" for p in self.content
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The OpenAI wire form, ``{"role": ..., "content": ...}`` (parts as OpenAI content
+        parts, bytes inlined as base64)."""
+        if isinstance(self.content, str):
+            return {"role": self.role, "content": self.content}
+        from ._media import openai_parts
+
+        return {"role": self.role, "content": openai_parts(self.content)}
 
     @classmethod
     def system(cls, content: str) -> Message:
@@ -94,17 +125,22 @@ class Message(StrictModel):
         return cls(role="system", content=content)
 
     @classmethod
-    def user(cls, content: str) -> Message:
-        """A user message."""
+    def user(cls, content: str | Sequence[Any]) -> Message:
+        """A user message: text, or a list of text and parts.
+
+        >>> import promptkit as pk
+        >>> Message.user(["Describe:", pk.Image("https://example.com/a.png")]).content
+        (TextPart(text='Describe:'), ImagePart(url='https://example.com/a.png'))
+        """
         return cls(role="user", content=content)
 
     @classmethod
-    def assistant(cls, content: str) -> Message:
+    def assistant(cls, content: str | Sequence[Any]) -> Message:
         """An assistant message."""
         return cls(role="assistant", content=content)
 
 
-def fast_message(role: Role_, content: str) -> Message:
+def fast_message(role: Role_, content: str | tuple[Part, ...]) -> Message:
     """Build a Message from values promptkit produced itself (already known to be valid).
 
     Skips pydantic's validation, which dominates the cost of rendering long prompts.
