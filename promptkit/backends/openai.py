@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._errors import ConfigurationError, ParameterError
+from .._media import Part, check_parts, openai_parts
 from .._params import SAMPLING_FIELDS
 from .._types import Choice, Completion, Delta, Embeddings, Request, TokenLogprob, Usage
 from ._http import Body, HTTPBackend, SSEDecoder, dumps, loads
@@ -240,6 +241,9 @@ class OpenAIBackend(HTTPBackend):
     #: The least ``logprobs`` number sent on ``/completions`` when token log-probabilities
     #: are asked (OpenAI reads 0 as "the chosen tokens only"; llama.cpp as "none").
     min_text_logprobs: ClassVar[int] = 0
+    #: Content part types the chat endpoint takes (see :mod:`promptkit._media`); a message
+    #: holding another type raises :class:`~promptkit.UnsupportedPartError` before sending.
+    content_parts: ClassVar[frozenset[str]] = frozenset({"text", "image", "audio", "file"})
 
     def __init__(
         self,
@@ -308,6 +312,16 @@ class OpenAIBackend(HTTPBackend):
             )
         return super()._auth_hint()
 
+    def _wire_content(self, content: str | tuple[Part, ...]) -> Any:
+        """A message content in the OpenAI chat form: text as is; parts as ``text``,
+        ``image_url`` (http(s) URL passed through, or a ``data:`` URL), ``input_audio``
+        (base64 + ``format``) and ``file`` (``file_data`` + ``filename``) objects. A part
+        type this server does not take raises :class:`~promptkit.UnsupportedPartError`."""
+        if isinstance(content, str):
+            return content
+        check_parts(content, self.content_parts, self.name)
+        return openai_parts(content)
+
     def _body(self, request: Request, stream: bool) -> Body:
         """(url, JSON body, chat?, params as sent, renames applied)."""
         messages = request.messages
@@ -316,7 +330,9 @@ class OpenAIBackend(HTTPBackend):
         if self.model:
             body["model"] = self.model
         if messages is not None:
-            body["messages"] = [{"role": m.role, "content": m.content} for m in messages]
+            body["messages"] = [
+                {"role": m.role, "content": self._wire_content(m.content)} for m in messages
+            ]
             url = self._chat_url
         elif request.prompt is not None:
             body["prompt"] = request.prompt
