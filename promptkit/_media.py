@@ -119,6 +119,8 @@ class TextPart(BaseModel):
     def __repr__(self) -> str:
         return f"TextPart(text={self.text!r})"
 
+    __str__ = __repr__
+
 
 class _Media(BaseModel):
     """Shared behaviour of the binary parts: one of ``url``/``path``/``data``, lazy reads,
