@@ -39,6 +39,7 @@ from .._media import AudioPart, FilePart, ImagePart, TextPart
 __all__ = ["has_marker", "split_media", "swap_media"]
 
 _MEDIA = (ImagePart, AudioPart, FilePart)
+_CANDIDATES = (ImagePart, AudioPart, FilePart, list, tuple)
 _NONCE = secrets.token_hex(8)
 _PREFIX = f"\x1fpk-media-{_NONCE}:"
 _MARK = re.compile(re.escape(_PREFIX) + r"(\d+)\x1f")
@@ -57,13 +58,19 @@ def swap_media(
     """``variables`` with each media value (or list of them) swapped for its markers, and
     which marker indices each variable got; ``None`` when there is no media value (the
     fast path: the caller keeps its dict). ``table`` collects the parts, by index."""
+    for value in variables.values():
+        # str first: pydantic's isinstance checks are slow, and most values are text
+        if type(value) is not str and isinstance(value, _CANDIDATES):
+            break
+    else:
+        return None  # the fast path
     out: dict[str, Any] | None = None
     names: dict[str, list[int]] = {}
     for name, value in variables.items():
         if isinstance(value, _MEDIA):
             marker: Any = _marker(value, table)
         elif (
-            isinstance(value, list | tuple)
+            isinstance(value, (list, tuple))
             and value
             and all(isinstance(v, _MEDIA) for v in value)
         ):
