@@ -233,9 +233,11 @@ def _example_parts(
     out = []
     for ex in examples:
         variables = example_vars(ex, names)
-        table: list[Any] = []
         # a str input (the common case) holds no media
-        swapped = None if isinstance(ex.input, str) else swap_media(variables, table)
+        swapped = None
+        if not isinstance(ex.input, str):
+            table: list[Any] = []
+            swapped = swap_media(variables, table)
         user: Any = render_compiled(
             body, variables if swapped is None else swapped[0], name=body_name
         )
