@@ -37,7 +37,17 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_serializer,
+    field_validator,
+    model_serializer,
+)
 
 from ._errors import MediaError, UnsupportedPartError
 
@@ -119,6 +129,10 @@ class TextPart(BaseModel):
     def __repr__(self) -> str:
         return f"TextPart(text={self.text!r})"
 
+    @model_serializer(mode="wrap")
+    def _with_type(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        return {"type": "text", **handler(self)}  # "type" kept even without defaults
+
     __str__ = __repr__
 
 
@@ -126,9 +140,7 @@ class _Media(BaseModel):
     """Shared behaviour of the binary parts: one of ``url``/``path``/``data``, lazy reads,
     sniffing, size limits, summarised reprs."""
 
-    model_config = ConfigDict(
-        frozen=True, extra="forbid", ser_json_bytes="base64", val_json_bytes="base64"
-    )
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     url: str | None = None
     path: Path | None = None
@@ -154,6 +166,26 @@ class _Media(BaseModel):
             raise MediaError(
                 f"Invalid {type(self).__name__}: " + "; ".join(problems) + "."
             ) from None
+
+    @field_validator("data", mode="before")
+    @classmethod
+    def _b64(cls, value: Any) -> Any:
+        # JSON/YAML files hold the bytes as base64 text (see model_dump(mode="json"))
+        if isinstance(value, str):
+            try:  # standard base64, or the URL-safe alphabet
+                return base64.b64decode(value.replace("-", "+").replace("_", "/"), validate=True)
+            except (binascii.Error, ValueError):
+                raise MediaError("data= given as text must be base64.") from None
+        return value
+
+    @field_serializer("data", when_used="json-unless-none")
+    def _data_b64(self, value: bytes) -> str:
+        return base64.b64encode(value).decode("ascii")
+
+    @model_serializer(mode="wrap")
+    def _with_type(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        out: dict[str, Any] = handler(self)
+        return {"type": self.type, **out}  # type: ignore[attr-defined]
 
     def model_post_init(self, context: Any, /) -> None:
         given = [n for n in ("url", "path", "data") if getattr(self, n) is not None]
@@ -580,3 +612,19 @@ def telemetry_parts(content: str | tuple[Any, ...]) -> list[dict[str, Any]]:
             out.append({"type": "blob", "modality": p.type, "mime_type": p.media_type,
                         "size": len(data), "sha256": hashlib.sha256(data).hexdigest()})
     return out
+
+
+_KINDS: dict[str, type[_Media]] = {"image": ImagePart, "audio": AudioPart, "file": FilePart}
+
+
+def media_from_value(value: Any) -> Any:
+    """A dict that describes a media part (``{"type": "image", "path": ...}``, as prompt
+    files, datasets and batch inputs hold them) as that part; anything else unchanged."""
+    if isinstance(value, dict) and value.get("type") in _KINDS:
+        return _KINDS[value["type"]](**value)
+    if isinstance(value, list) and value and all(
+        isinstance(v, dict) and v.get("type") in _KINDS for v in value
+    ):
+        return [_KINDS[v["type"]](**v) for v in value]
+    return value
+

@@ -202,3 +202,38 @@ def test_render_text_refuses_parts() -> None:
     p = pk.Prompt(history=[Message.user(["hi", pk.Image(PNG)]), Message.assistant("ok")])
     with pytest.raises(pk.UnsupportedPartError, match="completion"):
         p.render_text(input="what is it?")
+
+
+@pytest.mark.parametrize("ext", ["json", "yaml"])
+def test_prompt_files_round_trip_parts(tmp_path: Path, ext: str) -> None:
+    p = pk.FewShot(
+        instruction="Name the shape.",
+        template="{{ photo }}",
+        examples=[
+            pk.Example(input={"photo": pk.Image(PNG)}, output="square"),
+            pk.Example(input={"photo": pk.Image("https://x.test/a.png", detail="low")},
+                       output="circle"),
+            pk.Example(input={"photo": pk.Image("shapes/tri.png")}, output="triangle"),
+        ],
+        history=[Message.user(["Earlier:", pk.Audio(WAV)]), Message.assistant("ok")],
+    )
+    f = tmp_path / f"p.{ext}"
+    pk.save_prompt(p, f)
+    text = f.read_text()
+    assert base64.b64encode(PNG).decode() in text and "shapes/tri.png" in text
+    assert "\\x89" not in text
+    q = pk.load_prompt(f)
+    assert q == p
+    assert isinstance(q.examples[2].input["photo"], pk.ImagePart)
+    assert q.examples[2].input["photo"].path == Path("shapes/tri.png")  # not read
+
+
+def test_part_dicts_become_parts_in_examples() -> None:
+    ex = pk.Example(input={"photo": {"type": "image", "url": "https://x.test/a.png"},
+                           "pages": [{"type": "file", "data": base64.b64encode(PDF).decode()}],
+                           "note": {"not": "a part"}}, output="x")
+    assert ex.input["photo"] == pk.Image("https://x.test/a.png")
+    assert ex.input["pages"] == [pk.File(PDF)]
+    assert ex.input["note"] == {"not": "a part"}
+    with pytest.raises(pk.MediaError, match="base64"):
+        pk.ImagePart(data="not base64!")  # type: ignore[arg-type]

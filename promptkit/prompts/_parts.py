@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from .._errors import PromptError
+from .._media import media_from_value
 from .._types import Message, StrictModel
 
 __all__ = ["Document", "Example", "Perspective"]
@@ -39,6 +40,14 @@ class Example(StrictModel):
     input: str | dict[str, Any]
     output: str
     rationale: str | None = None
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _media_values(cls, value: Any) -> Any:
+        # an image/audio/file written as a dict in a prompt file becomes that part
+        if isinstance(value, dict) and any(isinstance(v, dict | list) for v in value.values()):
+            return {k: media_from_value(v) for k, v in value.items()}
+        return value
 
 
 class Document(StrictModel):
