@@ -237,3 +237,39 @@ def test_part_dicts_become_parts_in_examples() -> None:
     assert ex.input["note"] == {"not": "a part"}
     with pytest.raises(pk.MediaError, match="base64"):
         pk.ImagePart(data="not base64!")  # type: ignore[arg-type]
+
+
+def test_dataset_image_columns_and_evaluate(tmp_path: Path) -> None:
+    from promptkit.evaluation import Dataset, evaluate
+
+    (tmp_path / "receipts").mkdir()
+    (tmp_path / "receipts" / "1.png").write_bytes(PNG)
+    (tmp_path / "receipts" / "2.png").write_bytes(PNG + b"\x01")
+    data = tmp_path / "data.jsonl"
+    data.write_text(
+        '{"photo": {"type": "image", "path": "receipts/1.png"}, "expected": "12.50"}\n'
+        '{"photo": {"type": "image", "path": "receipts/2.png"}, "expected": "3.20"}\n'
+    )
+    ds = Dataset.load(data)
+    photo = ds[0].fields["photo"]
+    assert isinstance(photo, pk.ImagePart)
+    assert photo.path == tmp_path / "receipts" / "1.png"  # from the file's folder
+    seen: list[Request] = []
+
+    def reply(request: Request) -> str:
+        seen.append(request)
+        assert request.messages is not None
+        image = request.messages[-1].content[1]
+        return "12.50" if image.read() == PNG else "3.20"
+
+    prompt = pk.Prompt(instruction="Read the total.", template="Total of {{ photo }}?")
+    report = evaluate({"v": prompt}, ds, pk.LLM(pk.FakeBackend(reply)), progress=False)
+    assert report.results[0].accuracy == 1.0
+    assert len(seen) == 2
+    with pytest.raises(pk.DatasetError, match="name the template variable"):
+        ds.examples(input="photo")
+    assert ds.examples(input={"photo": "photo"})[0].input == {"photo": photo}
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"photo": {"type": "image", "data": "!!"}, "expected": "x"}\n')
+    with pytest.raises(pk.DatasetError, match=r"field 'photo'.*base64"):
+        Dataset.load(bad)
