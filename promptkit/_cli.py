@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigurationError, PromptError, PromptkitError
-from ._media import describe_content
+from ._media import describe_content, media_from_value
 
 __all__ = ["main"]
 
@@ -157,6 +157,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
     prompt = load_prompt(args.file)
     variables = _parse_vars(args.var or [], args.vars_json)
+    # --vars-json '{"photo": {"type": "image", "path": "receipt.png"}}': an image variable
+    variables = {k: media_from_value(v) for k, v in variables.items()}
     if args.text:
         print(prompt.render_text(**variables), end="")
         return 0
