@@ -142,3 +142,35 @@ def test_render_output_is_what_is_sent() -> None:
     p = pk.Prompt(template="Describe {{ photo }}")
     p.run(llm, photo=IMG)
     assert seen[0].messages == p.render(photo=IMG)
+
+
+def test_documents_carry_media_inside_their_section() -> None:
+    p = pk.Context(
+        instruction="Answer from the documents.",
+        documents=[
+            pk.Document(id="scan-1", text="Page 1 of the lease:", media=[IMG]),
+            pk.Document(id="note", text="Rent is due on the 1st."),
+        ],
+    )
+    content = p.render(input="When is rent due?")[-1].content
+    assert isinstance(content, tuple)
+    kinds = [part.type for part in content]
+    assert kinds == ["text", "image", "text"]
+    assert content[0].text.endswith("Page 1 of the lease:\n")
+    assert "END DOCUMENT scan-1" in content[2].text and "Rent is due" in content[2].text
+    # documents given to render() as dicts (from a retriever or a file)
+    doc = {"id": "d", "text": "Chart:", "media": [{"type": "image", "url": "https://x.test/c.png"}]}
+    parts = p.render(input="?", documents=[doc])[-1].content
+    assert pk.Image("https://x.test/c.png") in parts
+    # text-only documents render as before: a str
+    plain = pk.Context(instruction="Answer.", documents=[pk.Document(id="n", text="x")])
+    assert isinstance(plain.render(input="?")[-1].content, str)
+
+
+def test_prompty_dump_refuses_media_rather_than_dropping_it() -> None:
+    from promptkit.prompty import dump
+
+    p = pk.Conversation(role="a critic").with_turn(["What is this?", IMG], "A square.")
+    with pytest.raises(pk.PromptError, match="save it as JSON or YAML"):
+        dump(p)
+    assert "a critic" in dump(pk.Conversation(role="a critic").with_turn("Hi", "Hello"))

@@ -36,7 +36,7 @@ from typing import Any
 from .._errors import PromptError
 from .._media import AudioPart, FilePart, ImagePart, TextPart
 
-__all__ = ["has_marker", "split_media", "swap_media"]
+__all__ = ["attach_document_media", "has_marker", "split_media", "swap_media"]
 
 _MEDIA = (ImagePart, AudioPart, FilePart)
 _CANDIDATES = (ImagePart, AudioPart, FilePart, list, tuple)
@@ -127,3 +127,20 @@ def refuse_in_text(text: str, where: str, label: str) -> None:
             f"{label}: an image, audio or file variable is used in {where}, which is text "
             "only; place it in the template (the user message)."
         )
+
+
+def attach_document_media(
+    documents: list[Any], table: list[Any]
+) -> tuple[list[Any], dict[str, list[int]]]:
+    """Documents whose ``media`` are appended to their text as markers (so each part lands
+    inside its document's section), and the marker indices per document."""
+    out, names = [], {}
+    for doc in documents:
+        if doc.media:
+            first = len(table)
+            marks = "".join(_marker(part, table) for part in doc.media)
+            doc = doc.model_copy(update={"text": f"{doc.text}\n{marks}"})
+            names[f"document {doc.id}"] = list(range(first, len(table)))
+        out.append(doc)
+    return out, names
+

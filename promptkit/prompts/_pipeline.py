@@ -24,7 +24,7 @@ from .._types import Message, fast_message
 from ._answers import ANSWER
 from ._history import trim_history
 from ._layout import fence_need
-from ._media_vars import refuse_in_text, split_media, swap_media
+from ._media_vars import attach_document_media, refuse_in_text, split_media, swap_media
 from ._neutralise import neutralise_values
 from ._parts import Document, Example, validate_documents, validate_history
 
@@ -101,6 +101,10 @@ def begin(p: Prompt, variables: dict[str, Any]) -> RenderState:
     table: list[Any] = []
     swapped = swap_media(variables, table)
     rendered = variables if swapped is None else swapped[0]
+    media_names = {} if swapped is None else swapped[1]
+    if documents and any(doc.media for doc in documents):
+        documents, doc_media = attach_document_media(documents, table)
+        media_names.update(doc_media)
     body = render_compiled(d.body, rendered, name=f"{label} template")
     # the fence: one longer than any run of '<' in any text of the user message
     need = d.fence
@@ -132,7 +136,7 @@ def begin(p: Prompt, variables: dict[str, Any]) -> RenderState:
         p.reasoning,
         label,
     )
-    user = text if swapped is None else split_media(text, table, swapped[1], label)
+    user = split_media(text, table, media_names, label) if table else text
     if history:
         history = trim_history(
             history,

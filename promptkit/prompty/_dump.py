@@ -277,6 +277,12 @@ def to_prompty(prompt: Prompt) -> PromptyPrompt:
             f"{label} cannot be saved as .prompty: rendering its layout with placeholder "
             f"values failed ({exc})."
         ) from None
+    if any(m.has_media for m in messages):
+        raise PromptError(
+            f"{label} holds images, audio or files (in its examples, history or documents), "
+            "which a .prompty file cannot carry as promptkit renders them: save it as JSON "
+            "or YAML (pk.save_prompt) instead."
+        )
 
     sections = bool(prompt.delimit or prompt.documents)
     labels = ["LABEL", "END LABEL"]
