@@ -230,3 +230,40 @@ def test_fake_backend_takes_parts() -> None:
     llm = pk.LLM(pk.FakeBackend(reply))
     assert llm.complete([vision_message(pk.Image(PNG))]).text == "ok"
     assert seen[0].messages is not None and seen[0].messages[0].has_media
+
+
+def test_openai_sdk_backend_sends_the_same_parts(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    openai = pytest.importorskip("openai")
+    from sdk_respx import sdk_mock
+
+    from promptkit.backends.openai_sdk import OpenAISDKBackend
+
+    base = "http://127.0.0.1:8080/v1"
+    memo = tmp_path / "memo.mp3"
+    memo.write_bytes(b"ID3\x04" + bytes(40))
+    with sdk_mock(monkeypatch) as router:
+        route = router.post(f"{base}/chat/completions").respond(json=openai_reply())
+        client = openai.OpenAI(base_url=base, api_key="sk-test-0123456789")
+        llm = pk.LLM(OpenAISDKBackend(client=client, model="m"))
+        llm.complete([Message.user(["Listen:", pk.Audio(memo), pk.Image(PNG, detail="low")])])
+    content = sent(route)["messages"][0]["content"]
+    assert content[1] == {"type": "input_audio", "input_audio": {
+        "data": base64.b64encode(memo.read_bytes()).decode(), "format": "mp3"}}
+    assert content[2]["image_url"] == {"url": f"data:image/png;base64,{B64}", "detail": "low"}
+
+
+def test_telemetry_summarises_parts() -> None:
+    from promptkit._telemetry import input_messages
+
+    request = Request(messages=[
+        Message.user(["Look:", pk.Image(PNG), pk.Image("https://example.com/a.png")])
+    ])
+    out = json.loads(input_messages(request))
+    parts = out[0]["parts"]
+    assert parts[0] == {"type": "text", "content": "Look:"}
+    assert parts[1]["type"] == "blob" and parts[1]["mime_type"] == "image/png"
+    assert parts[1]["size"] == len(PNG) and "content" not in parts[1]
+    assert parts[2] == {"type": "uri", "modality": "image", "uri": "https://example.com/a.png"}
+    assert B64 not in json.dumps(out)
