@@ -308,14 +308,19 @@ class _Media(BaseModel):
 
     __str__ = __repr__
 
+    def _identity(self) -> tuple[Any, ...]:
+        # the source and the options; not media_type/format, which a lazy read fills in
+        return (type(self).__name__, self.url, self.path, self.data, self.max_bytes,
+                getattr(self, "detail", None), getattr(self, "filename", None))
+
     def __eq__(self, other: object) -> bool:
         if type(other) is not type(self):
             return NotImplemented
         assert isinstance(other, _Media)
-        return self.__repr__() == other.__repr__() and self.data == other.data
+        return self._identity() == other._identity()
 
     def __hash__(self) -> int:
-        return hash((type(self).__name__, self.url, self.path, self.data))
+        return hash(self._identity())
 
 
 class ImagePart(_Media):

@@ -273,3 +273,13 @@ def test_dataset_image_columns_and_evaluate(tmp_path: Path) -> None:
     bad.write_text('{"photo": {"type": "image", "data": "!!"}, "expected": "x"}\n')
     with pytest.raises(pk.DatasetError, match=r"field 'photo'.*base64"):
         Dataset.load(bad)
+
+
+def test_equality_does_not_depend_on_a_lazy_read(tmp_path: Path) -> None:
+    f = tmp_path / "a.png"
+    f.write_bytes(PNG)
+    read, unread = pk.Image(f), pk.Image(f)
+    read.read()
+    assert read == unread and hash(read) == hash(unread)
+    assert pk.Image(f, detail="low") != unread
+    assert pk.Image(PNG) != pk.Image(PNG + b"\x00")
