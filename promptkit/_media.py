@@ -33,6 +33,7 @@ import base64
 import binascii
 import hashlib
 import mimetypes
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -74,6 +75,7 @@ MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
 MAX_FILE_BYTES = 32 * 1024 * 1024
 
+_READ_LOCK = threading.Lock()
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _AUDIO_FORMATS = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
@@ -250,8 +252,14 @@ class _Media(BaseModel):
                 f"This {self._kind} is a URL ({self.url}); promptkit does not fetch URLs. "
                 "Pass the bytes or a local path for a backend that needs inline data."
             )
+        with _READ_LOCK:  # concurrent requests sharing a part read its file once
+            if self._bytes is not None:
+                return self._bytes
+            return self._read_file(self.path)
+
+    def _read_file(self, path: Path) -> bytes:
         try:
-            data = self.path.read_bytes()
+            data = path.read_bytes()
         except OSError as exc:
             raise MediaError(
                 f"Cannot read the {self._kind} file {str(self.path)!r}: {exc.strerror or exc}. "
