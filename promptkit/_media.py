@@ -640,4 +640,3 @@ def media_from_value(value: Any) -> Any:
     ):
         return [_KINDS[v["type"]](**v) for v in value]
     return value
-

@@ -1000,4 +1000,3 @@ def _refuse_media(messages: Sequence[Message]) -> None:
             "(cmake/llama-portable.cmake: LLAVA_BUILD=OFF). Serve the model with llama-server "
             "--mmproj (backend 'llama-server'), vLLM or Ollama instead.",
         )
-

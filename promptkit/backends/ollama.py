@@ -584,4 +584,3 @@ def _wire_content(content: str | tuple[Part, ...]) -> dict[str, Any]:
                 )
             images.append(p.b64())
     return {"content": content_text(content), "images": images}
-

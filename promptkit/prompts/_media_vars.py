@@ -143,4 +143,3 @@ def attach_document_media(
             names[f"document {doc.id}"] = list(range(first, len(table)))
         out.append(doc)
     return out, names
-

@@ -58,4 +58,3 @@ def _is_media(value: Any) -> bool:
     if isinstance(value, list | tuple):
         return bool(value) and all(isinstance(v, kinds) for v in value)
     return isinstance(value, kinds)
-
