@@ -228,10 +228,15 @@ def test_prompt_files_round_trip_parts(tmp_path: Path, ext: str) -> None:
     assert q.examples[2].input["photo"].path == Path("shapes/tri.png")  # not read
 
 
-def test_part_dicts_become_parts_in_examples() -> None:
-    ex = pk.Example(input={"photo": {"type": "image", "url": "https://x.test/a.png"},
-                           "pages": [{"type": "file", "data": base64.b64encode(PDF).decode()}],
-                           "note": {"not": "a part"}}, output="x")
+def test_part_dicts_become_parts_in_example_inputs_of_prompt_files() -> None:
+    from promptkit._files import prompt_from_dict
+
+    template = "{{ photo }} {{ pages }} {{ note }}"
+    p = prompt_from_dict({"technique": "FewShot", "template": template, "examples": [
+        {"input": {"photo": {"type": "image", "url": "https://x.test/a.png"},
+                   "pages": [{"type": "file", "data": base64.b64encode(PDF).decode()}],
+                   "note": {"not": "a part"}}, "output": "x"}]}, where="t")
+    ex = p.examples[0]
     assert ex.input["photo"] == pk.Image("https://x.test/a.png")
     assert ex.input["pages"] == [pk.File(PDF)]
     assert ex.input["note"] == {"not": "a part"}

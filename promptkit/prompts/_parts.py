@@ -41,14 +41,6 @@ class Example(StrictModel):
     output: str
     rationale: str | None = None
 
-    @field_validator("input", mode="before")
-    @classmethod
-    def _media_values(cls, value: Any) -> Any:
-        # an image/audio/file written as a dict in a prompt file becomes that part
-        if isinstance(value, dict) and any(isinstance(v, dict | list) for v in value.values()):
-            return {k: media_from_value(v) for k, v in value.items()}
-        return value
-
 
 class Document(StrictModel):
     """A retrieved document: ``id`` is what the model cites, in square brackets.
