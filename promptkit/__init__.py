@@ -31,6 +31,7 @@ from ._errors import (
     InputValidationError,
     InvalidPromptError,
     MalformedResponseError,
+    MediaError,
     MissingVariablesError,
     ParameterError,
     PromptError,
@@ -44,8 +45,10 @@ from ._errors import (
     ToolError,
     TruncatedError,
     UnexpectedVariablesError,
+    UnsupportedPartError,
 )
 from ._files import load_prompt, save_prompt
+from ._media import Audio, AudioPart, File, FilePart, Image, ImagePart, TextPart
 from ._params import (
     BALANCED,
     CREATIVE,
@@ -266,6 +269,16 @@ def __dir__() -> list[str]:
 __version__ = "0.1.0"
 
 __all__ = [
+    # content parts (issue 14)
+    "Audio",
+    "AudioPart",
+    "File",
+    "FilePart",
+    "Image",
+    "ImagePart",
+    "MediaError",
+    "TextPart",
+    "UnsupportedPartError",
     "APPROX",
     "BALANCED",
     "COMMON_SPECIAL_TOKENS",

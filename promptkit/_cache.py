@@ -54,6 +54,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import ConfigurationError
+from ._media import key_form
 from ._types import Choice, Completion, TokenLogprob, ToolCall, Usage, tool_fields_dict
 
 if TYPE_CHECKING:
@@ -136,9 +137,11 @@ def cache_key(backend: Backend, request: Request) -> str:
 
 
 def _key_message(m: Any) -> list[Any]:
-    """A message in the key: ``[role, content]``, plus its tool fields when it has any."""
+    """A message in the key: ``[role, content]`` (content parts by their bytes' hash, not
+    their path), plus its tool fields when it has any."""
+    content = m.content if isinstance(m.content, str) else key_form(m.content)
     tool = tool_fields_dict(m)
-    return [m.role, m.content, tool] if tool else [m.role, m.content]
+    return [m.role, content, tool] if tool else [m.role, content]
 
 
 # --------------------------------------------------------------------------- (de)serialising

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigurationError, PromptError, PromptkitError
+from ._media import describe_content, media_from_value
 
 __all__ = ["main"]
 
@@ -138,23 +139,38 @@ def _parse_vars(pairs: Sequence[str], vars_json: str | None) -> dict[str, Any]:
     return values
 
 
+def _legible(m: Any) -> dict[str, Any]:
+    """A message for ``render --json``: text as is, media parts by their source (bytes
+    summarised, never dumped)."""
+    if isinstance(m.content, str):
+        return {"role": m.role, "content": m.content}
+    return {"role": m.role, "content": [
+        {"type": "text", "text": p.text}
+        if p.type == "text"
+        else {"type": p.type, "source": repr(p)}
+        for p in m.content
+    ]}
+
+
 def _cmd_render(args: argparse.Namespace) -> int:
     from ._files import load_prompt
 
     prompt = load_prompt(args.file)
     variables = _parse_vars(args.var or [], args.vars_json)
+    # --vars-json '{"photo": {"type": "image", "path": "receipt.png"}}': an image variable
+    variables = {k: media_from_value(v) for k, v in variables.items()}
     if args.text:
         print(prompt.render_text(**variables), end="")
         return 0
     messages = prompt.render(**variables)
     if args.json:
-        print(json.dumps([m.to_dict() for m in messages], indent=2, ensure_ascii=False))
+        print(json.dumps([_legible(m) for m in messages], indent=2, ensure_ascii=False))
     else:
         for i, m in enumerate(messages):
             if i:
                 print()
             print(f"[{m.role}]")
-            print(m.content)
+            print(describe_content(m.content))
     return 0
 
 

@@ -91,7 +91,7 @@ class UnsupportedParameterWarning(UserWarning):
     """A sampling parameter was dropped because the backend cannot honour it."""
 
 
-MessagesLike = str | Sequence[Message | dict[str, str]]
+MessagesLike = str | Sequence[Message | dict[str, Any]]
 
 
 def as_messages(messages: MessagesLike) -> list[Message]:

@@ -10,9 +10,11 @@ The hierarchy::
     │   ├── UnexpectedVariablesError    render() got variables no template uses (typos)
     │   ├── InputValidationError        variables failed the prompt's pydantic inputs model
     │   ├── InvalidPromptError          a prompt, example, document or message is built wrongly
+    │   ├── MediaError                  an image/audio/file is unreadable, too big or mistyped
     │   └── ChainWiringError            a chain's steps do not fit together (found when built)
     ├── ConfigurationError              connect() cannot build a backend from what it was given
-    │   └── PriceError                  a price table entry is malformed
+    │   ├── PriceError                  a price table entry is malformed
+    │   └── UnsupportedPartError        a backend cannot take a content part type (before sending)
     ├── ParameterError                  a sampling parameter is out of range or unsupported
     ├── ExtractionError                 no answer could be extracted from a reply
     ├── ToolArgumentsError              a tool call's arguments are not valid JSON / do not
@@ -85,6 +87,8 @@ __all__ = [
     "TemplateSyntaxError",
     "TruncatedError",
     "InvalidPromptError",
+    "MediaError",
+    "UnsupportedPartError",
     "UnexpectedVariablesError",
     "BudgetError",
     "DatasetError",
@@ -191,6 +195,21 @@ class ConfigurationError(PromptkitError):
 
 class PriceError(ConfigurationError, ValueError):
     """A price table entry is malformed (it names the entry and the accepted forms)."""
+
+
+class MediaError(PromptError, ValueError):
+    """An image, audio clip or file cannot be used: unreadable, over its size limit, or its
+    bytes are not the media type declared (the message names the file and the fix)."""
+
+
+class UnsupportedPartError(ConfigurationError, ValueError):
+    """A backend (or endpoint) cannot take a content part type (an image, audio, a file);
+    raised before anything is sent. ``part_type`` and ``backend`` say which."""
+
+    def __init__(self, message: str, *, part_type: str = "", backend: str = "") -> None:
+        super().__init__(message)
+        self.part_type = part_type
+        self.backend = backend
 
 
 class ParameterError(PromptkitError, ValueError):

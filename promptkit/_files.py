@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigurationError, PromptError
+from ._media import media_from_value
 from .prompts import (
     ChainOfThought,
     Context,
@@ -97,8 +98,18 @@ def prompt_from_dict(data: dict[str, Any], *, where: str = "prompt data") -> Pro
         raise PromptError(
             f"{where}: unknown technique {name!r}.{hint} Known: {', '.join(TECHNIQUES)}."
         )
+    examples = fields.get("examples")
+    if isinstance(examples, list):
+        # an image/audio/file in an example's input is written as a part dict
+        fields["examples"] = [_example_media(ex) for ex in examples]
     prompt: Prompt = cls.model_validate(fields)
     return prompt
+
+
+def _example_media(ex: Any) -> Any:
+    if isinstance(ex, dict) and isinstance(ex.get("input"), dict):
+        return {**ex, "input": {k: media_from_value(v) for k, v in ex["input"].items()}}
+    return ex
 
 
 def load_prompt(path: str | Path) -> PromptBase:

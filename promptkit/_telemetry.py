@@ -54,6 +54,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._media import telemetry_parts
 from ._pricing import price_for
 
 if TYPE_CHECKING:
@@ -325,7 +326,10 @@ def input_messages(request: Request) -> str:
     """``gen_ai.input.messages``: the request's messages (or prompt) as JSON."""
     if request.messages is not None:
         out = [
-            {"role": m.role, "parts": [{"type": "text", "content": _content(m.content)}]}
+            {"role": m.role, "parts": (
+                [{"type": "text", "content": _content(m.content)}]
+                if isinstance(m.content, str) else telemetry_parts(m.content)
+            )}
             for m in request.messages
         ]
         add_tool_parts(out, [(m.tool_calls, m.tool_call_id) for m in request.messages])

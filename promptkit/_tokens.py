@@ -19,6 +19,15 @@ Wherever promptkit budgets *messages* (``Conversation.max_history_tokens``,
 ``counter.count(content) + MESSAGE_OVERHEAD`` (4, what OpenAI's and ChatML templates add).
 A plain function given instead of a counter is taken as the whole cost of a message, as
 :func:`approx_tokens` is, so ``token_counter=len`` keeps meaning "characters per message".
+
+Media parts (images, audio, files) cannot be counted by a text tokenizer; a message that
+holds them costs its text plus a documented estimate per part (:func:`media_tokens`):
+:data:`IMAGE_TOKENS` (765) per image (``detail="low"``: :data:`IMAGE_TOKENS_LOW`, 85), which
+is what OpenAI bills for a 1024x1024 image at high detail; audio
+:data:`AUDIO_TOKENS_PER_SECOND` (10) per second of sound (the duration read from a WAV
+header, or taken as 16,000 bytes a second for MP3); a file 1 token per 4 bytes. Local
+models differ (a LLaVA image is 576 tokens, Qwen2-VL's depend on the size): use these as
+budgets, not bills.
 """
 
 from __future__ import annotations
@@ -81,17 +90,59 @@ class ApproxTokenCounter:
 APPROX = ApproxTokenCounter()
 
 
-def approx_tokens(text: str) -> int:
+#: Estimated tokens of one image (OpenAI's cost of a 1024x1024 image at high detail).
+IMAGE_TOKENS = 765
+#: Estimated tokens of one image sent with ``detail="low"``.
+IMAGE_TOKENS_LOW = 85
+#: Estimated tokens per second of audio.
+AUDIO_TOKENS_PER_SECOND = 10
+
+
+def media_tokens(part: Any) -> int:
+    """The documented estimate of what one media part costs (0 for a text part).
+
+    >>> import promptkit as pk
+    >>> media_tokens(pk.Image("https://example.com/a.png")), media_tokens(
+    ...     pk.Image("https://example.com/a.png", detail="low"))
+    (765, 85)
+    """
+    kind = part.type
+    if kind == "text":
+        return 0
+    if kind == "image":
+        return IMAGE_TOKENS_LOW if part.detail == "low" else IMAGE_TOKENS
+    data = part.read()
+    if kind == "audio":
+        rate, size = 16_000, len(data)
+        if data[:4] == b"RIFF" and len(data) >= 44:
+            rate = int.from_bytes(data[28:32], "little") or rate
+            size -= 44
+        return -(-size * AUDIO_TOKENS_PER_SECOND // rate)
+    return -(-len(data) // 4)
+
+
+def _content_cost(content: Any, text_cost: Callable[[str], int]) -> int:
+    from ._media import content_text
+
+    return text_cost(content_text(content)) + sum(media_tokens(p) for p in content)
+
+
+def approx_tokens(text: str | tuple[Any, ...]) -> int:
     """The documented approximation of what one message costs when no tokenizer is given:
-    1 token per 4 characters, rounded up, plus 4 per message for the chat framing.
+    1 token per 4 characters, rounded up, plus 4 per message for the chat framing (plus
+    :func:`media_tokens` for each image, audio or file part of a content given as parts).
 
     >>> approx_tokens("abcdefgh")
     6
     """
-    return APPROX.count(text) + MESSAGE_OVERHEAD
+    if isinstance(text, str):
+        return APPROX.count(text) + MESSAGE_OVERHEAD
+    return _content_cost(text, approx_tokens)
 
 
-def message_cost(counter: TokenCounter | Callable[[str], int] | None) -> Callable[[str], int]:
+def message_cost(
+    counter: TokenCounter | Callable[[str], int] | None,
+) -> Callable[[Any], int]:
     """A function giving what one message with this content costs, in tokens.
 
     A :class:`TokenCounter` counts the text and ``MESSAGE_OVERHEAD`` is added; a plain
@@ -105,9 +156,22 @@ def message_cost(counter: TokenCounter | Callable[[str], int] | None) -> Callabl
         return approx_tokens
     if isinstance(counter, TokenCounter):
         count = counter.count
-        return lambda text: count(text) + MESSAGE_OVERHEAD
+
+        def cost(text: Any) -> int:
+            if isinstance(text, str):
+                return count(text) + MESSAGE_OVERHEAD
+            return _content_cost(text, cost)
+
+        return cost
     if callable(counter):
-        return counter
+        plain = counter
+
+        def called(text: Any) -> int:
+            if isinstance(text, str):
+                return plain(text)
+            return _content_cost(text, plain)
+
+        return called
     raise TypeError(
         f"a token counter has count(text) -> int, or is a function of the text; got "
         f"{type(counter).__name__}"

@@ -15,9 +15,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from ._errors import InvalidPromptError, ToolArgumentsError
+from ._media import Part, as_parts, content_text
 
 if TYPE_CHECKING:
     import numpy as np
@@ -143,13 +144,25 @@ class Message(StrictModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     role: Role_
-    content: str
+    #: Text (the common, fast case) or a tuple of content parts (text, images, audio,
+    #: files: see :mod:`promptkit._media`). A list is accepted; ``str`` items in it become
+    #: :class:`~promptkit.TextPart`.
+    content: str | tuple[Part, ...]
     #: On an assistant message: the tool calls it made (its ``content`` may be empty).
     tool_calls: tuple[ToolCall, ...] | None = None
     #: On a ``tool`` message: the id of the call whose result this is.
     tool_call_id: str | None = None
     #: On a ``tool`` message: the tool's name (Ollama's ``tool_name``).
     name: str | None = None
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _parts(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list | tuple):
+            return as_parts(value)
+        return value
 
     @model_validator(mode="after")
     def _tool_fields(self) -> Message:
@@ -166,10 +179,29 @@ class Message(StrictModel):
             if value is not None or key in ("role", "content"):
                 yield key, value
 
+    @property
+    def text(self) -> str:
+        """The text of the message: ``content`` itself, or its text parts joined by
+        newlines (media parts left out)."""
+        return content_text(self.content)
+
+    @property
+    def has_media(self) -> bool:
+        """True when the content holds an image, audio or file part."""
+        return not isinstance(self.content, str) and any(
+            p.type != "text" for p in self.content
+        )
+
     def to_dict(self) -> dict[str, Any]:
-        """The OpenAI wire form, ``{"role": ..., "content": ...}``, plus the tool fields
-        that are set (``tool_calls`` as ``{"id", "name", "arguments"}`` dicts)."""
-        out: dict[str, Any] = {"role": self.role, "content": self.content}
+        """The OpenAI wire form, ``{"role": ..., "content": ...}`` (parts as OpenAI content
+        parts, bytes inlined as base64), plus the tool fields that are set (``tool_calls``
+        as ``{"id", "name", "arguments"}`` dicts)."""
+        if isinstance(self.content, str):
+            out: dict[str, Any] = {"role": self.role, "content": self.content}
+        else:
+            from ._media import openai_parts
+
+            out = {"role": self.role, "content": openai_parts(self.content)}
         out.update(tool_fields_dict(self))
         return out
 
@@ -179,12 +211,19 @@ class Message(StrictModel):
         return cls(role="system", content=content)
 
     @classmethod
-    def user(cls, content: str) -> Message:
-        """A user message."""
+    def user(cls, content: str | Sequence[Any]) -> Message:
+        """A user message: text, or a list of text and parts.
+
+        >>> import promptkit as pk
+        >>> Message.user(["Describe:", pk.Image("https://example.com/a.png")]).content
+        (TextPart(text='Describe:'), ImagePart(url='https://example.com/a.png'))
+        """
         return cls(role="user", content=content)
 
     @classmethod
-    def assistant(cls, content: str, *, tool_calls: Sequence[ToolCall] | None = None) -> Message:
+    def assistant(
+        cls, content: str | Sequence[Any], *, tool_calls: Sequence[ToolCall] | None = None
+    ) -> Message:
         """An assistant message (with the tool calls it made, if any)."""
         return cls(
             role="assistant",
@@ -214,7 +253,7 @@ def tool_fields_dict(message: Message) -> dict[str, Any]:
     return out
 
 
-def fast_message(role: Role_, content: str) -> Message:
+def fast_message(role: Role_, content: str | tuple[Part, ...]) -> Message:
     """Build a Message from values promptkit produced itself (already known to be valid).
 
     Skips pydantic's validation, which dominates the cost of rendering long prompts.

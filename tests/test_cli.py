@@ -114,3 +114,22 @@ def test_python_dash_m_entry_point() -> None:
         [sys.executable, "-m", "promptkit", "--help"], capture_output=True, text=True, check=True
     )
     assert "recipes" in out.stdout and "render" in out.stdout and "backends" in out.stdout
+
+
+def test_render_shows_parts_legibly(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    png = bytes.fromhex("89504e470d0a1a0a") + bytes(16)
+    (tmp_path / "r.png").write_bytes(png)
+    f = tmp_path / "p.json"
+    save_prompt(pk.Prompt(instruction="Read receipts.", template="Total of {{ photo }}?"), f)
+    photo = json.dumps({"photo": {"type": "image", "path": str(tmp_path / "r.png")}})
+    assert main(["render", str(f), "--vars-json", photo]) == 0
+    out = capsys.readouterr().out
+    assert f"Total of \n[image path='{tmp_path / 'r.png'}']\n?" in out
+    inline = json.dumps({"photo": {"type": "image", "data": "iVBORw0KGgoAAAAAAAAAAAAAAAAAAAAA"}})
+    assert main(["render", str(f), "--json", "--vars-json", inline]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown[-1]["content"][1] == {
+        "type": "image",
+        "source": "ImagePart(data=<24 bytes, sha256 f731c2528f41>, media_type='image/png')",
+    }
+    assert "iVBOR" not in json.dumps(shown)  # bytes are summarised, never dumped

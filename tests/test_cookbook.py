@@ -373,3 +373,40 @@ def test_tools() -> None:
     assert fed[0].content.startswith("Error: ") and "to_unit" in fed[0].content
     assert fed[1].content == "86.0 F"
     assert list(fake.requests[2].messages or ())[-1].content == "6.214 mi"
+
+
+def test_receipt_extraction(tmp_path: Path) -> None:
+    import base64
+
+    mod = load("receipt_extraction")
+    fake = FakeBackend(
+        [
+            '{"items": [{"name": "TEA", "price": 2.5}], "total": "six"}',
+            '{"items": [{"name": "TEA", "price": 2.5}, {"name": "CAKE", "price": 3.75}],'
+            ' "total": 6.25}',
+        ]
+    )
+    receipt = mod.main(LLM(fake))
+    assert receipt.total == 6.25 and [i.name for i in receipt.items] == ["TEA", "CAKE"]
+    # the image is a part of the user message, where the template puts it
+    user = list(fake.requests[0].messages or [])[-1]
+    kinds = [p.type for p in user.content]
+    assert kinds == ["text", "image", "text"]
+    assert user.content[0].text == "Receipt: "
+    png = mod.RECEIPT.read_bytes()
+    assert user.content[1].read() == png and png.startswith(b"\x89PNG")
+    # the retry after the invalid total carries the image again, plus the errors
+    retry = list(fake.requests[1].messages or [])
+    assert retry[1] == user and "total" in retry[-1].content
+    # on the OpenAI wire: an image_url part with a data: URL
+    from promptkit.backends.openai import OpenAIBackend
+
+    body = OpenAIBackend(model="gpt-4o-mini", api_key="sk-test").build_body(fake.requests[0])
+    part = body["messages"][1]["content"][1]
+    assert part == {
+        "type": "image_url",
+        "image_url": {"url": "data:image/png;base64," + base64.b64encode(png).decode()},
+    }
+    # a fresh image is drawn when missing
+    drawn = mod.write_receipt_png(tmp_path / "r.png")
+    assert drawn.read_bytes() == png

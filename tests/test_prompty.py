@@ -105,10 +105,16 @@ def test_conformance_case_round_trips_through_dump(case: Path, corpus_env: None)
 
 
 @needs_corpus
-def test_messages_keep_image_markdown_and_prepare_gives_parts(corpus_env: None) -> None:
+def test_messages_hold_image_parts_and_prepare_gives_the_reference_form(
+    corpus_env: None,
+) -> None:
     assert CONFORMANCE is not None
     p = load(CONFORMANCE / "cases" / "pf_with_image.prompty")
-    assert p.render()[1] == U("what is it\n![image](data:image/jpg;path:../datas/logo.jpg)")
+    # a non-base64 data: URL (the case's own convention) is passed through as a URL
+    assert p.render()[1].content == (
+        pk.TextPart(text="what is it"),
+        pk.ImagePart(url="data:image/jpg;path:../datas/logo.jpg"),
+    )
     prepared = p.prepare()
     assert isinstance(prepared, list)
     parts = prepared[1]["content"]
@@ -256,7 +262,21 @@ def test_images_in_prepare(tmp_path: Path) -> None:
             ],
         }
     ]
-    assert p.render() == [U('Look ![a cat](cat.png "title") here')]  # no file is read
+    # render() gives real parts; the local file is read when a request is built
+    (tmp_path / "later.png").write_bytes(png)
+    later = chat("user:\nLook ![a cat](later.png) here", base_dir=tmp_path).render()
+    (tmp_path / "later.png").unlink()
+    image = pk.ImagePart(path=tmp_path / "later.png")
+    assert later[0].content == (pk.TextPart(text="Look"), image, pk.TextPart(text="here"))
+    with pytest.raises(pk.MediaError, match="Cannot read"):
+        later[0].to_dict()
+    rendered = p.render()[0].content
+    assert isinstance(rendered, tuple) and rendered[1].read() == png
+    assert rendered[1].media_type == "image/png"
+    inline = chat("user:\n![x](https://e.x/a.png)", base_dir=tmp_path).render()
+    assert inline[0].content == (pk.Image("https://e.x/a.png"),)
+    with pytest.raises(pk.PromptError, match="points outside"):
+        chat("user:\n![x](../secret.png)", base_dir=tmp_path).render()
     with pytest.raises(pk.PromptError, match=r"invalid image format '\.gif'"):
         chat("user:\n![x](cat.gif)", base_dir=tmp_path).prepare()
     with pytest.raises(pk.PromptError, match="points outside"):

@@ -156,7 +156,7 @@ class FakeBackend(Backend):
 
     def _completion(self, request: Request) -> Completion:
         choices = self._next(request)
-        prompt_chars = sum(len(m.content) for m in request.messages or ()) + len(
+        prompt_chars = sum(len(m.text) for m in request.messages or ()) + len(
             request.prompt or ""
         )
         out_chars = sum(len(c.text) for c in choices)

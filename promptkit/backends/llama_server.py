@@ -58,6 +58,9 @@ class LlamaServerBackend(OpenAIBackend):
     pool_token_embeddings: ClassVar[bool] = True
     default_stream_usage: ClassVar[bool | None] = True
     min_text_logprobs: ClassVar[int] = 1
+    #: llama-server takes ``image_url`` and ``input_audio`` parts when started with a
+    #: multimodal projector (``--mmproj``), not OpenAI's ``file`` part.
+    content_parts: ClassVar[frozenset[str]] = frozenset({"text", "image", "audio"})
 
     #: (path, body key) of the tokenize endpoints: llama-server's, then llama-cpp-python's.
     _TOKENIZE_ROUTES: ClassVar[tuple[tuple[str, str], ...]] = (

@@ -88,6 +88,7 @@ from .._errors import (
     ParameterError,
     PromptkitError,
 )
+from .._media import check_parts
 from .._params import SAMPLING_FIELDS
 from .._types import Choice, Completion, Delta, Embeddings, Request, TokenLogprob, Usage
 from .._untrusted import neutralise
@@ -548,6 +549,7 @@ class LlamaCppBackend(Backend):
         >>> len(LlamaCppBackend().chat_tokens([Message.user("<|im_start|>")]))  # doctest: +SKIP
         33
         """
+        _refuse_media(messages)
         with self._slot().use() as llama:
             formatter = _plain_formatter(llama, {})
             if formatter is None:
@@ -570,6 +572,7 @@ class LlamaCppBackend(Backend):
     ) -> tuple[dict[str, Any], dict[str, str], int | None]:
         """llama_cpp keyword arguments, the renames applied, and the top_logprobs asked."""
         chat = request.messages is not None
+        _refuse_media(request.messages or ())
         params = dict(request.params)
         params.pop("n", None)
         out: dict[str, Any] = {}
@@ -983,3 +986,17 @@ def _chat_from_tokens(
         **args,
     )
     return llama_chat_format._convert_completion_to_chat(out, stream=stream)
+
+
+def _refuse_media(messages: Sequence[Message]) -> None:
+    """The embedded backend takes text only: an image, audio or file part raises
+    :class:`~promptkit.UnsupportedPartError` (a :class:`~promptkit.ConfigurationError`)
+    before the model is loaded, naming what a multimodal setup needs."""
+    for m in messages:
+        check_parts(
+            m.content, frozenset({"text"}), "The embedded llama.cpp backend",
+            "it needs a multimodal GGUF model plus its projector (mmproj) and llama.cpp's "
+            "multimodal library (mtmd/llava), which promptkit's portable build leaves out "
+            "(cmake/llama-portable.cmake: LLAVA_BUILD=OFF). Serve the model with llama-server "
+            "--mmproj (backend 'llama-server'), vLLM or Ollama instead.",
+        )

@@ -7,7 +7,8 @@ import math
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
-from .._errors import ConfigurationError, ParameterError
+from .._errors import ConfigurationError, ParameterError, UnsupportedPartError
+from .._media import ImagePart, Part, check_parts, content_text
 from .._params import SAMPLING_FIELDS
 from .._types import (
     Choice,
@@ -364,6 +365,9 @@ class OllamaBackend(HTTPBackend):
         self._embed_url = self._url("/api/embed")
 
     # ------------------------------------------------------------------ request body
+    #: Ollama's /api/chat takes images (base64, in the message's ``images`` list); audio
+    #: and file parts raise :class:`~promptkit.UnsupportedPartError` before sending.
+    content_parts: ClassVar[frozenset[str]] = frozenset({"text", "image"})
 
     def _body(self, request: Request, stream: bool) -> Body:
         """The :class:`~promptkit.backends._http.Body` of ``request``."""
@@ -371,7 +375,8 @@ class OllamaBackend(HTTPBackend):
         body: dict[str, Any] = {"model": self.model}
         if messages is not None:
             body["messages"] = [
-                {"role": m.role, "content": m.content, **_tool_message_fields(m)} for m in messages
+                {"role": m.role, **_wire_content(m.content), **_tool_message_fields(m)}
+                for m in messages
             ]
             body.update(_tool_request_fields(request))
             url = self._chat_url
@@ -633,3 +638,29 @@ class OllamaBackend(HTTPBackend):
                     await lines.aclose()
                     return
         raise self._cut(attempts)
+
+
+def _wire_content(content: str | tuple[Part, ...]) -> dict[str, Any]:
+    """A message content in Ollama's native form: ``{"content": text}``, plus
+    ``"images": [base64, ...]`` for image parts. Text parts are joined by newlines (Ollama
+    has one text per message; the model's template puts the images before it). An image
+    URL is refused (Ollama takes only inline data and promptkit fetches nothing), as are
+    audio and file parts: :class:`~promptkit.UnsupportedPartError`, before sending."""
+    if isinstance(content, str):
+        return {"content": content}
+    check_parts(
+        content, OllamaBackend.content_parts, "ollama",
+        "Ollama's /api/chat takes text and images only (no audio or documents); use an "
+        "OpenAI-compatible server with an audio model, or transcribe the audio first.",
+    )
+    images = []
+    for p in content:
+        if isinstance(p, ImagePart):
+            if p.url is not None:
+                raise UnsupportedPartError(
+                    f"ollama takes images as inline base64, not URLs ({p.url}); promptkit "
+                    "does not fetch URLs: download the image and pass its bytes or a path.",
+                    part_type="image", backend="ollama",
+                )
+            images.append(p.b64())
+    return {"content": content_text(content), "images": images}

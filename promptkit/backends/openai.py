@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from .._errors import ConfigurationError, ParameterError
+from .._media import Part, check_parts, openai_parts
 from .._params import SAMPLING_FIELDS
 from .._types import (
     Choice,
@@ -378,6 +379,9 @@ class OpenAIBackend(HTTPBackend):
     #: The least ``logprobs`` number sent on ``/completions`` when token log-probabilities
     #: are asked (OpenAI reads 0 as "the chosen tokens only"; llama.cpp as "none").
     min_text_logprobs: ClassVar[int] = 0
+    #: Content part types the chat endpoint takes (see :mod:`promptkit._media`); a message
+    #: holding another type raises :class:`~promptkit.UnsupportedPartError` before sending.
+    content_parts: ClassVar[frozenset[str]] = frozenset({"text", "image", "audio", "file"})
 
     def __init__(
         self,
@@ -446,6 +450,16 @@ class OpenAIBackend(HTTPBackend):
             )
         return super()._auth_hint()
 
+    def _wire_content(self, content: str | tuple[Part, ...]) -> Any:
+        """A message content in the OpenAI chat form: text as is; parts as ``text``,
+        ``image_url`` (http(s) URL passed through, or a ``data:`` URL), ``input_audio``
+        (base64 + ``format``) and ``file`` (``file_data`` + ``filename``) objects. A part
+        type this server does not take raises :class:`~promptkit.UnsupportedPartError`."""
+        if isinstance(content, str):
+            return content
+        check_parts(content, self.content_parts, self.name)
+        return openai_parts(content)
+
     def _body(self, request: Request, stream: bool) -> Body:
         """(url, JSON body, chat?, params as sent, renames applied)."""
         messages = request.messages
@@ -455,7 +469,12 @@ class OpenAIBackend(HTTPBackend):
             body["model"] = self.model
         if messages is not None:
             body["messages"] = [
-                {"role": m.role, "content": m.content, **tool_message_fields(m)} for m in messages
+                {
+                    "role": m.role,
+                    "content": self._wire_content(m.content),
+                    **tool_message_fields(m),
+                }
+                for m in messages
             ]
             url = self._chat_url
         elif request.prompt is not None:

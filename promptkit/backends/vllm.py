@@ -71,6 +71,9 @@ class VLLMBackend(OpenAIBackend):
     default_base_url: ClassVar[str] = "http://127.0.0.1:8000/v1"
     default_stream_usage: ClassVar[bool | None] = True
     max_completion_tokens: ClassVar[bool] = True
+    #: vLLM's chat endpoint takes ``image_url`` and ``input_audio`` parts (a multimodal
+    #: model such as Qwen2.5-VL or Gemma 3), not OpenAI's ``file`` part.
+    content_parts: ClassVar[frozenset[str]] = frozenset({"text", "image", "audio"})
 
     def __init__(self, *, max_stop_strings: int | None = VLLM_MAX_STOP_STRINGS, **options: Any):
         if max_stop_strings is not None and (

@@ -24,10 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
+from .._errors import MediaError
+from .._media import AudioPart, FilePart, ImagePart, media_from_value
 from ..prompts import Example
 from ._errors import DatasetError
 
 __all__ = ["Dataset", "Record", "Split", "load_dataset", "split"]
+
+_PARTS = (ImagePart, AudioPart, FilePart)
 
 
 @dataclass(frozen=True)
@@ -181,7 +185,16 @@ class Dataset(Sequence[Record]):
         for rec in chosen:
             value: str | dict[str, Any]
             if isinstance(input, str):
-                value = str(_field(rec, input))
+                raw = _field(rec, input)
+                if isinstance(raw, _PARTS) or (
+                    isinstance(raw, list) and raw and isinstance(raw[0], _PARTS)
+                ):
+                    raise DatasetError(
+                        f"examples(input={input!r}): the field holds an image, audio or file; "
+                        f"name the template variable it fills: input={{'<variable>': {input!r}}}.",
+                        field=input,
+                    )
+                value = str(raw)
             else:
                 value = {var: _field(rec, col) for var, col in input.items()}
             why = None if rationale is None else str(_field(rec, rationale))
@@ -320,7 +333,32 @@ def _record(
             line=line,
         )
     fields = {str(k): v for k, v in row.items() if k != expected}
+    for k, v in fields.items():
+        if isinstance(v, dict | list) and v:
+            try:
+                fields[k] = _media_column(v, Path(path).parent if path else None)
+            except MediaError as exc:
+                raise DatasetError(f"{prefix}field {k!r}: {exc}", field=k, path=path,
+                                   line=line) from None
     return Record(str(ident), fields, value, source)
+
+
+def _media_column(value: Any, base: Path | None) -> Any:
+    """An image/audio/file column (``{"type": "image", "path": "receipts/1.png"}``, or a
+    list of them) as parts; a relative path is taken from the dataset file's folder."""
+    def resolve(v: Any) -> Any:
+        if (
+            base is not None
+            and isinstance(v, dict)
+            and v.get("type") in ("image", "audio", "file")
+            and isinstance(v.get("path"), str)
+            and not Path(v["path"]).is_absolute()
+        ):
+            return {**v, "path": str(base / v["path"])}
+        return v
+
+    value = [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
+    return media_from_value(value)
 
 
 def _file_record(

@@ -146,7 +146,7 @@ class _Search:
         for rec in items:
             try:
                 messages = cand.prompt.render(**_values(cand.prompt, rec, self.inputs))
-                tin += sum(approx_tokens(str(m.content)) for m in messages)
+                tin += sum(approx_tokens(m.content) for m in messages)
             except Exception:  # an estimate only: the run itself reports bad inputs
                 tin += approx_tokens(json.dumps(dict(rec.fields), default=str))
         calls = samples * len(items)
@@ -277,7 +277,7 @@ class _Search:
             saved = json.loads(journal.read_text(encoding="utf-8"))
             self.say(f"instruction proposals read back from {journal.name}")
             return [str(s) for s in saved]
-        more = Spend(1, sum(approx_tokens(str(m.content)) for m in messages) + 400, 0.0)
+        more = Spend(1, sum(approx_tokens(m.content) for m in messages) + 400, 0.0)
         if self.budget is not None and self.budget.exceeded(self.spent, more + reserve):
             self.stopped = "instruction proposals not requested (budget)"
             self.say(self.stopped)

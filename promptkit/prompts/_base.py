@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar, cast, overload
 
 from pydantic import BaseModel, ConfigDict
 
+from .._media import check_parts
 from .._params import SamplingParams, merge_params
 from .._types import Message, StrictModel
 
@@ -94,7 +95,12 @@ class PromptBase(StrictModel):
         its own line, then its content, messages separated by a blank line, ending with
         ``### Assistant:`` and a newline for the model to continue.
         """
-        parts = [f"### {m.role.capitalize()}:\n{m.content}" for m in self.render(**variables)]
+        messages = self.render(**variables)
+        for m in messages:
+            check_parts(m.content, frozenset({"text"}), "A completion (non-chat) prompt",
+                        "flattened text has no place for images, audio or files; send the "
+                        "messages to a chat endpoint (render() instead of render_text()).")
+        parts = [f"### {m.role.capitalize()}:\n{m.text}" for m in messages]
         parts.append("### Assistant:\n")
         return "\n\n".join(parts)
 

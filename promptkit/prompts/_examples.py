@@ -63,7 +63,7 @@ def candidates(prompt: Prompt, state: RenderState) -> ExampleCandidates:
     def example_messages(i: int) -> tuple[str, str]:
         return example_pair(prompt, examples[i], state.need)
 
-    def other_messages() -> tuple[str, ...]:
+    def other_messages() -> tuple[str | tuple[Any, ...], ...]:
         text = system_message(prompt, state, ())
         rest = (*(m.content for m in state.history), state.user)
         return (text, *rest) if text else rest

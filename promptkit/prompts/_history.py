@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .._media import Part, TextPart
 from .._tokens import TokenCounter, message_cost
 from .._types import Message
 
@@ -48,9 +49,12 @@ def trim_history(
     return [m for t in turns for m in t]
 
 
-def _costed_text(m: Message) -> str:
-    """The text a message costs: its content, plus its tool calls' names and arguments."""
+def _costed_text(m: Message) -> str | tuple[Part, ...]:
+    """What a message costs: its content (text, or parts: media by their estimate), plus
+    its tool calls' names and arguments as text."""
     if not m.tool_calls:
         return m.content
     calls = " ".join(f"{c.name} {c.raw_arguments}" for c in m.tool_calls)
-    return f"{m.content} {calls}" if m.content else calls
+    if isinstance(m.content, str):
+        return f"{m.content} {calls}" if m.content else calls
+    return (*m.content, TextPart(text=calls))

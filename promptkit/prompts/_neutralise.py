@@ -34,7 +34,7 @@ def neutralise_values(
         value = variables.get(name)
         if isinstance(value, str):
             variables[name] = neutralise(value, tokens)
-        elif value is not None and name in untrusted:
+        elif value is not None and name in untrusted and not _is_media(value):
             raise PromptError(
                 f"{label}: untrusted variable {name!r} must be a str, got "
                 f"{type(value).__name__}; convert it first."
@@ -47,3 +47,14 @@ def neutralise_values(
             doc = doc.model_copy(update={"text": text, "title": title})
         out.append(doc)
     return out
+
+
+def _is_media(value: Any) -> bool:
+    """An image/audio/file value (or a list of them): no text to neutralise, it becomes a
+    part of its own (see :mod:`._media_vars`)."""
+    from .._media import AudioPart, FilePart, ImagePart
+
+    kinds = (ImagePart, AudioPart, FilePart)
+    if isinstance(value, list | tuple):
+        return bool(value) and all(isinstance(v, kinds) for v in value)
+    return isinstance(value, kinds)

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from .._errors import PromptError
+from .._media import AudioPart, FilePart, ImagePart, media_from_value
 from .._types import Message, StrictModel
 
 __all__ = ["Document", "Example", "Perspective"]
@@ -53,6 +54,16 @@ class Document(StrictModel):
     id: str
     text: str
     title: str | None = None
+    #: Images, audio or files that belong to the document (a scanned page, a chart): sent
+    #: as parts right after its text, inside its delimited section.
+    media: tuple[ImagePart | AudioPart | FilePart, ...] = ()
+
+    @field_validator("media", mode="before")
+    @classmethod
+    def _media_parts(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return tuple(media_from_value(v) for v in value)
+        return value
 
     @field_validator("id")
     @classmethod

@@ -24,6 +24,7 @@ from .._types import Message, fast_message
 from ._answers import ANSWER
 from ._history import trim_history
 from ._layout import fence_need
+from ._media_vars import attach_document_media, refuse_in_text, split_media, swap_media
 from ._neutralise import neutralise_values
 from ._parts import Document, Example, validate_documents, validate_history
 
@@ -48,7 +49,7 @@ class RenderState:
         history: list[Message],
         need: int,
         instruction: str | None,
-        user: str,
+        user: str | tuple[Any, ...],
     ) -> None:
         self.variables = variables
         self.documents = documents
@@ -96,7 +97,15 @@ def begin(p: Prompt, variables: dict[str, Any]) -> RenderState:
             "them on the prompt."
         )
 
-    body = render_compiled(d.body, variables, name=f"{label} template")
+    # media values (pk.Image, ...) render as markers, split into parts below
+    table: list[Any] = []
+    swapped = swap_media(variables, table)
+    rendered = variables if swapped is None else swapped[0]
+    media_names = {} if swapped is None else swapped[1]
+    if documents and any(doc.media for doc in documents):
+        documents, doc_media = attach_document_media(documents, table)
+        media_names.update(doc_media)
+    body = render_compiled(d.body, rendered, name=f"{label} template")
     # the fence: one longer than any run of '<' in any text of the user message
     need = d.fence
     if "<<<" in body:
@@ -116,8 +125,10 @@ def begin(p: Prompt, variables: dict[str, Any]) -> RenderState:
 
     instruction = d.static_instruction
     if instruction is None and d.instr is not None:
-        instruction = render_compiled(d.instr, variables, name=f"{label} instruction")
-    user = d.layout.user(
+        instruction = render_compiled(d.instr, rendered, name=f"{label} instruction")
+        if swapped is not None:
+            refuse_in_text(instruction, "the instruction", label)
+    text = d.layout.user(
         body,
         documents,
         [(name, variables[name]) for name in p.delimit],
@@ -125,6 +136,7 @@ def begin(p: Prompt, variables: dict[str, Any]) -> RenderState:
         p.reasoning,
         label,
     )
+    user = split_media(text, table, media_names, label) if table else text
     if history:
         history = trim_history(
             history,
@@ -212,7 +224,7 @@ def _validate_inputs(p: Prompt, variables: dict[str, Any]) -> dict[str, Any]:
 
 def _example_parts(
     p: Prompt, examples: Iterable[Example], need: int
-) -> list[tuple[str, str | None, str]]:
+) -> list[tuple[Any, str | None, str]]:
     """Each example as (user message text, rationale, output in the answer format)."""
     d = p._d
     label = p.label
@@ -225,10 +237,19 @@ def _example_parts(
     out = []
     for ex in examples:
         variables = example_vars(ex, names)
-        user = render_compiled(body, variables, name=body_name)
+        # a str input (the common case) holds no media
+        swapped = None
+        if not isinstance(ex.input, str):
+            table: list[Any] = []
+            swapped = swap_media(variables, table)
+        user: Any = render_compiled(
+            body, variables if swapped is None else swapped[0], name=body_name
+        )
         if not bare:
             delimited = [(name, variables[name]) for name in delimit]
             user = layout.user(user, (), delimited, need, None, label)
+        if swapped is not None:
+            user = split_media(user, table, swapped[1], f"{label} example")
         output = ex.output
         if ex.rationale and answer_format is not None:
             output = answer_format.replace(ANSWER, output)
@@ -238,13 +259,18 @@ def _example_parts(
 
 def _inline_examples(p: Prompt, need: int, selected: tuple[int, ...]) -> list[dict[str, Any]]:
     examples = p.examples
-    return [
-        {"input": user, "rationale": rationale, "output": output}
-        for user, rationale, output in _example_parts(p, (examples[i] for i in selected), need)
-    ]
+    out = []
+    for user, rationale, output in _example_parts(p, (examples[i] for i in selected), need):
+        if not isinstance(user, str):
+            raise PromptError(
+                f"{p.label}: an example with an image, audio or file cannot be shown inline "
+                "in the system message; use examples_layout='turns' (the default)."
+            )
+        out.append({"input": user, "rationale": rationale, "output": output})
+    return out
 
 
-def _example_pairs(p: Prompt, examples: Iterable[Example], need: int) -> list[tuple[str, str]]:
+def _example_pairs(p: Prompt, examples: Iterable[Example], need: int) -> list[tuple[Any, str]]:
     """Each example as its (user, assistant) message contents."""
     layout, label = p._d.layout, p.label
     return [
@@ -253,7 +279,7 @@ def _example_pairs(p: Prompt, examples: Iterable[Example], need: int) -> list[tu
     ]
 
 
-def example_pair(p: Prompt, ex: Example, need: int) -> tuple[str, str]:
+def example_pair(p: Prompt, ex: Example, need: int) -> tuple[Any, str]:
     """The (user, assistant) message contents of one example."""
     return _example_pairs(p, (ex,), need)[0]
 
@@ -275,10 +301,10 @@ def _example_messages(p: Prompt, need: int, selected: tuple[int, ...]) -> list[M
     return out
 
 
-_SHARED: dict[tuple[str, str], Message] = {}
+_SHARED: dict[tuple[str, Any], Message] = {}
 
 
-def _shared_message(role: Literal["user", "assistant"], content: str) -> Message:
+def _shared_message(role: Literal["user", "assistant"], content: Any) -> Message:
     """An example's message. Messages are frozen values, so prompts whose examples render
     to the same texts (prompts built per request from the same examples) share them."""
     key = (role, content)

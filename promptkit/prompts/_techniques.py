@@ -9,6 +9,7 @@ Delimited, Perspectives, Conversation, Context).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from pydantic import Field, field_validator, model_validator
@@ -170,7 +171,7 @@ class Conversation(Prompt):
     ['system', 'user', 'assistant', 'user']
     """
 
-    def with_turn(self, user: str, assistant: str) -> Conversation:
+    def with_turn(self, user: str | Sequence[Any], assistant: str) -> Conversation:
         """A copy with one more exchange appended to the history."""
         history = [*self.history, Message.user(user), Message.assistant(assistant)]
         copy: Conversation = self.model_copy(update={"history": history})

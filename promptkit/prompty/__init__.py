@@ -50,9 +50,10 @@ ignored, variables that are missing render as empty text, every front-matter str
 stripped, a jinja2 template loses one final newline, mustache escapes HTML, a role line
 needs a newline after it (``user: hi`` is text), text before the first role line is a
 system message, and an empty trailing role is dropped. Markdown images (``![alt](url)``)
-make the reference send a list of content parts; promptkit's :class:`~promptkit.Message`
-holds text, so :meth:`~PromptyPrompt.render` keeps the image markdown as text, and
-:meth:`~PromptyPrompt.prepare` returns the reference's exact form with the parts.
+make the reference send a list of content parts; :meth:`~PromptyPrompt.render` returns
+them as real parts (:class:`~promptkit.TextPart` and :class:`~promptkit.ImagePart`, so
+they reach every backend in its own wire form), and :meth:`~PromptyPrompt.prepare`
+returns the reference's exact form (OpenAI dicts, local images inlined as data URLs).
 
 Inheritance: a file with ``base: other.prompty`` may start its template with
 ``{% extends "other.prompty" %}`` and override the base's blocks (``{% block name %}``);
@@ -86,8 +87,8 @@ Security — ``.prompty`` files may come from anyone:
   (``{{ a }}{{ b }}``). Template logic that inspects an input's exact text (``==``,
   ``length``, slicing) sees the markers; use ``escape_roles=False`` only with trusted
   inputs. ``sample`` values belong to the file and are not escaped. A local image named
-  in an input (``![x](secret.png)``) would be read by :meth:`~PromptyPrompt.prepare`
-  (never by ``render()``), but only inside the file's folder.
+  in an input (``![x](secret.png)``) is read when a request is built from ``render()``
+  (or by :meth:`~PromptyPrompt.prepare`), but only inside the file's folder.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from ..prompts import PromptBase
 from . import _mustache
 from ._format import (
     FileRefs,
+    content_parts,
     drop_final_newline,
     flatten_extends,
     image_url,
@@ -359,20 +360,32 @@ class PromptyPrompt(PromptBase):
         """The chat messages, as the reference runtime renders them.
 
         ``inputs`` win over ``sample``; variables given by neither render as empty text.
-        Image markdown stays in the text (see :meth:`prepare` for content parts). With
-        ``model.api`` ``completion`` (or another non-chat api) the whole rendered text is
-        one user message.
+        A message with markdown images (``![alt](url)``) holds content parts, split as the
+        reference splits them: text parts (stripped) and :class:`~promptkit.ImagePart`
+        (an http(s) URL passed through, a ``data:`` URL decoded, a local file inside the
+        prompt's folder read when the request is built). With ``model.api``
+        ``completion`` (or another non-chat api) the whole rendered text is one user
+        message.
+
+        >>> m = PromptyPrompt(template="user:\\nWhat is this?\\n![x](https://e.x/a.png)").render()
+        >>> m[0].content
+        (TextPart(text='What is this?'), ImagePart(url='https://e.x/a.png'))
         """
         if self.model.api != "chat":
             return [fast_message("user", self.render_string(**inputs))]
         messages: list[Message] = []
+        refs: FileRefs | None = None
         for role, content in self._pairs(inputs):
+            body: str | tuple[Any, ...] = content
+            if "![" in content:
+                refs = refs or FileRefs(self.base_dir, self.root, self.label)
+                body = content_parts(content, refs)
             if role not in ("system", "user", "assistant"):
                 raise PromptError(
                     f"{self.label}: the template produces a {role!r} message; promptkit "
                     "messages are system, user or assistant. Rename the role line."
                 )
-            messages.append(fast_message(role, content))  # type: ignore[arg-type]
+            messages.append(fast_message(role, body))  # type: ignore[arg-type]
         return messages
 
     def render_text(self, **inputs: Any) -> str:

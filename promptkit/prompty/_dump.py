@@ -277,6 +277,12 @@ def to_prompty(prompt: Prompt) -> PromptyPrompt:
             f"{label} cannot be saved as .prompty: rendering its layout with placeholder "
             f"values failed ({exc})."
         ) from None
+    if any(m.has_media for m in messages):
+        raise PromptError(
+            f"{label} holds images, audio or files (in its examples, history or documents), "
+            "which a .prompty file cannot carry as promptkit renders them: save it as JSON "
+            "or YAML (pk.save_prompt) instead."
+        )
 
     sections = bool(prompt.delimit or prompt.documents)
     labels = ["LABEL", "END LABEL"]
@@ -286,7 +292,7 @@ def to_prompty(prompt: Prompt) -> PromptyPrompt:
         labels += [name.upper(), f"END {name.upper()}"]
     need = 3
     if sections:
-        last = messages[-1].content
+        last = messages[-1].text
         found = re.search(r"(?<!<)(<{3,})(?:" + "|".join(re.escape(x) for x in labels) + ")>", last)
         if found is None:  # pragma: no cover - the layout always writes a marker
             raise PromptError(f"{label}: cannot find the section markers to save them.")
@@ -329,7 +335,7 @@ def to_prompty(prompt: Prompt) -> PromptyPrompt:
     parts = []
     for i, m in enumerate(messages):
         final = i == len(messages) - 1 and m.role == "user"
-        parts.append(f"{m.role}:\n{source(m.content, final)}")
+        parts.append(f"{m.role}:\n{source(m.text, final)}")
     body = "\n\n".join(parts)
     if sections:
         texts = "[" + ", ".join(["_pk_body", *prompt.delimit]) + "]"

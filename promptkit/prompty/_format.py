@@ -18,6 +18,7 @@ from typing import Any
 from jinja2 import nodes
 
 from .._errors import ConfigurationError, PromptError
+from .._media import TextPart
 from .._render import compile_template, environment
 
 __all__ = [
@@ -289,6 +290,38 @@ def parse_content(content: str, inline_image: Callable[[str], str]) -> str | lis
         elif chunk.strip():
             items.append({"type": "text", "text": chunk.strip()})
     return items
+
+
+def content_parts(content: str, refs: FileRefs) -> str | tuple[Any, ...]:
+    """Markdown images as real content parts (what :meth:`PromptyPrompt.render` returns):
+    the same split as :func:`parse_content` (text chunks stripped, as the reference does),
+    with each image an :class:`~promptkit.ImagePart`: an http(s) URL passed through, a
+    ``data:`` URL decoded, a local file (inside the prompt's folder) read lazily when sent."""
+    matches = IMAGE.findall(content)
+    if not matches:
+        return content
+    items: list[Any] = []
+    current = 0
+    for chunk in IMAGE.split(content):
+        if current < len(matches) and chunk == matches[current][0]:
+            items.append(_image_part(matches[current][1].split(" ")[0].strip(), refs))
+        elif current < len(matches) and chunk == matches[current][1]:
+            current += 1
+        elif chunk.strip():
+            items.append(TextPart(text=chunk.strip()))
+    return tuple(items)
+
+
+def _image_part(item: str, refs: FileRefs) -> Any:
+    from .._media import Image
+
+    if item.startswith("data:") and ";base64," not in item.split(",")[0] + ",":
+        from .._media import ImagePart
+
+        return ImagePart(url=item)  # not base64: passed through as the reference does
+    if item.startswith(("http://", "https://", "data:")):
+        return Image(item)
+    return Image(refs.path(item, "image"))
 
 
 def image_url(item: str, refs: FileRefs) -> str:

@@ -83,13 +83,13 @@ class ExampleCandidates:
     examples: Sequence[Example]
     texts: Sequence[str]
     _example_messages: Callable[[int], tuple[str, str]] = field(repr=False)
-    _other_messages: Callable[[], tuple[str, ...]] = field(repr=False)
+    _other_messages: Callable[[], tuple[str | tuple[Any, ...], ...]] = field(repr=False)
 
     def example_messages(self, i: int) -> tuple[str, str]:
         """The user and assistant message contents example ``i`` renders to."""
         return self._example_messages(i)
 
-    def other_messages(self) -> tuple[str, ...]:
+    def other_messages(self) -> tuple[str | tuple[Any, ...], ...]:
         """The contents of the prompt's other messages (system, history, final user)."""
         return self._other_messages()
 
