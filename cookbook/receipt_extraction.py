@@ -108,4 +108,7 @@ def write_receipt_png(path: Path, lines: list[str] = LINES, scale: int = 3) -> P
 
 
 if __name__ == "__main__":
-    main(pk.connect())
+    try:
+        main(pk.connect())
+    except pk.UnsupportedPartError as exc:  # e.g. the embedded default: no vision
+        raise SystemExit(f"receipt_extraction: {exc}") from None

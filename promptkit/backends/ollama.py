@@ -18,10 +18,10 @@ from .._types import (
     Message,
     Request,
     TokenLogprob,
-    ToolCall,
     Usage,
 )
 from ._http import Body, Failure, HTTPBackend, dumps, loads
+from .openai import parse_tool_calls  # Ollama sends the same shape, arguments as objects
 
 __all__ = ["OllamaBackend"]
 
@@ -233,22 +233,6 @@ def _tool_request_fields(request: Request) -> dict[str, Any]:
             for t in request.tools
         ]
     }
-
-
-def _tool_calls(raw: Any) -> tuple[ToolCall, ...]:
-    """A reply message's ``tool_calls`` (arguments come as an object; kept as its JSON
-    text). Ollama may send no ids: the calls are then numbered ``call_0``, ..."""
-    if not raw:
-        return ()
-    out = []
-    for i, item in enumerate(raw):
-        fn = item["function"]
-        args = fn.get("arguments")
-        text = args if isinstance(args, str) else json.dumps(args if args is not None else {})
-        out.append(
-            ToolCall(id=item.get("id") or f"call_{i}", name=str(fn["name"]), raw_arguments=text)
-        )
-    return tuple(out)
 
 
 class OllamaBackend(HTTPBackend):
@@ -513,7 +497,7 @@ class OllamaBackend(HTTPBackend):
             if not isinstance(text, str):
                 raise TypeError("the reply's text is not a string")
             reason = data.get("done_reason") or "stop"
-            calls = _tool_calls(data["message"].get("tool_calls")) if chat else ()
+            calls = parse_tool_calls(data["message"].get("tool_calls")) if chat else ()
             choice = Choice(text, 0, reason, _logprobs(data.get("logprobs")), calls)
             usage = _usage(data)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -590,7 +574,7 @@ class OllamaBackend(HTTPBackend):
         problem = ""
         try:
             text = (data.get("message") or {}).get("content") if chat else data.get("response")
-            calls = _tool_calls((data.get("message") or {}).get("tool_calls")) if chat else ()
+            calls = parse_tool_calls((data.get("message") or {}).get("tool_calls")) if chat else ()
             if data.get("done"):
                 return Delta(
                     text or "",

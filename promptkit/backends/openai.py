@@ -39,7 +39,7 @@ from ._http import Body, HTTPBackend, SSEDecoder, dumps, loads
 if TYPE_CHECKING:
     from .._tokens import TokenCounter
 
-__all__ = ["OpenAIBackend", "parse_choice", "parse_usage"]
+__all__ = ["OpenAIBackend", "parse_choice", "parse_tool_calls", "parse_usage"]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -194,8 +194,9 @@ def tool_request_fields(request: Request) -> dict[str, Any]:
 
 
 def parse_tool_calls(raw: Any) -> tuple[ToolCall, ...]:
-    """A reply message's ``tool_calls`` (None/absent: none). Arguments are kept as the
-    text sent; an object (some servers send one) is serialised. Raises KeyError/TypeError
+    """A reply message's ``tool_calls`` (None/absent: none), OpenAI's shape and Ollama's.
+    Arguments are kept as the text sent; an object (Ollama, some servers) is serialised;
+    calls without an id (Ollama) are numbered ``call_0``, ``call_1``, .... Raises KeyError/TypeError
     on a malformed entry."""
     if not raw:
         return ()
