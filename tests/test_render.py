@@ -138,3 +138,24 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_fast_message_equals_the_validated_message() -> None:
+    """The render pipeline's unvalidated constructor builds exactly what validation would:
+    equal, same hash, same dump, same fields set, frozen, and a copy is independent."""
+    import pydantic
+
+    from promptkit._media import TextPart
+    from promptkit._types import Message, fast_message
+
+    for role, content in (("user", "hi"), ("system", ""), ("assistant", (TextPart(text="x"),))):
+        fast = fast_message(role, content)  # type: ignore[arg-type]
+        slow = Message(role=role, content=content)  # type: ignore[arg-type]
+        assert fast == slow and hash(fast) == hash(slow) and repr(fast) == repr(slow)
+        assert fast.model_dump() == slow.model_dump()
+        assert fast.model_fields_set == slow.model_fields_set == {"role", "content"}
+        assert fast.tool_calls is None and fast.name is None
+        with pytest.raises(pydantic.ValidationError):
+            fast.role = "user"  # type: ignore[misc]
+        assert fast.model_copy(update={"content": "other"}).content == "other"
+        assert fast.content == content
