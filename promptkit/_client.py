@@ -7,6 +7,12 @@ sits in front of it: applying the unsupported-parameter policy, asking for ``n``
 returns fewer choices than asked), falling back when a server refuses a feature, the
 response cache, timing, and the truncation policy. :class:`TextStream` is a streamed reply.
 
+That control flow is written once, as generator plans (:meth:`LLM._plan` for the rounds of
+requests, :meth:`LLM._request_plan` for one request with its fallbacks and the cache) that
+yield what to send and are sent the replies; :func:`_drive` runs them with
+``backend.complete`` on the shared threads, :func:`_adrive` with ``backend.acomplete`` on
+the event loop. The transport calls are the only sync/async twins.
+
 Embeddings go through the same backends: :meth:`LLM.embed` splits the input into batches,
 keeps the input order and sums the usage.
 
@@ -21,9 +27,17 @@ import functools
 import random
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Generator,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
 from ._errors import (
     ContentFilteredError,
@@ -92,6 +106,50 @@ class UnsupportedParameterWarning(UserWarning):
 
 
 MessagesLike = str | Sequence[Message | dict[str, Any]]
+
+
+S = TypeVar("S")
+A = TypeVar("A")
+R = TypeVar("R")
+
+#: The client's control flow, written once: a generator that yields steps (``S``: requests
+#: to send), is sent each step's answer (``A``) or thrown its error, and returns ``R``.
+_Plan = Generator[S, A, R]
+
+
+def _resume(plan: _Plan[S, A, R], answer: Any, error: Exception | None) -> tuple[bool, Any]:
+    """Step ``plan`` on, sent ``answer`` or thrown ``error`` (which it handles or re-raises):
+    ``(True, result)`` when it returned, ``(False, next step)`` otherwise."""
+    try:
+        return False, plan.send(answer) if error is None else plan.throw(error)
+    except StopIteration as stop:
+        return True, stop.value
+
+
+def _drive(plan: _Plan[S, A, R], send: Callable[[S], A]) -> R:
+    """Run ``plan`` to its result, answering each step with ``send(step)`` (sync)."""
+    done, value = _resume(plan, None, None)
+    while not done:
+        try:
+            answer = send(value)
+        except Exception as exc:
+            done, value = _resume(plan, None, exc)
+        else:
+            done, value = _resume(plan, answer, None)
+    return cast(R, value)
+
+
+async def _adrive(plan: _Plan[S, A, R], send: Callable[[S], Awaitable[A]]) -> R:
+    """Async twin of :func:`_drive`: each step is answered with ``await send(step)``."""
+    done, value = _resume(plan, None, None)
+    while not done:
+        try:
+            answer = await send(value)
+        except Exception as exc:
+            done, value = _resume(plan, None, exc)
+        else:
+            done, value = _resume(plan, answer, None)
+    return cast(R, value)
 
 
 def as_messages(messages: MessagesLike) -> list[Message]:
@@ -498,7 +556,10 @@ class LLM:
         request, n, dropped = self._prepare(None, prompt, params, overrides, None, timeout)
         return self._run(request, n, dropped)
 
-    def _call(self, req: Request) -> Completion:
+    def _request_plan(self, req: Request) -> _Plan[Request, Completion, Completion]:
+        """One request, written once for both worlds: the cache, then the request (yielded;
+        the driver sends back the backend's Completion or throws its error), falling back
+        from the features the server refuses."""
         if self.cache is not None:
             hit = self.cache.get(self.backend, req)
             if hit is not None:
@@ -508,56 +569,57 @@ class LLM:
         refusals = 0
         while True:
             try:
-                part = self.backend.complete(req)
+                part: Completion = yield req
                 break
             except FeatureRefusedError as exc:
                 # one failed request, then the fallback (remembered by the backend)
                 req = self._fall_back(req, exc, notes, seen)
                 refusals += 1
-        self._noted(part, notes, refusals)
-        if self.cache is not None and part.choices:
-            self.cache.put(self.backend, req, part)
-        return part
-
-    async def _acall(self, req: Request) -> Completion:
-        if self.cache is not None:
-            hit = self.cache.get(self.backend, req)
-            if hit is not None:
-                return hit
-        notes: dict[str, str] = {}
-        seen: set[str] = set()
-        refusals = 0
-        while True:
-            try:
-                part = await self.backend.acomplete(req)
-                break
-            except FeatureRefusedError as exc:
-                req = self._fall_back(req, exc, notes, seen)
-                refusals += 1
-        self._noted(part, notes, refusals)
-        if self.cache is not None and part.choices:
-            self.cache.put(self.backend, req, part)
-        return part
-
-    @staticmethod
-    def _noted(part: Completion, notes: dict[str, str], refusals: int) -> None:
-        """Report a call's fallbacks in ``Completion.dropped``; its refused requests count
-        in ``requests``."""
-        if refusals:
+        if refusals:  # the fallbacks in `dropped`, the refused requests in `requests`
             part.dropped.update(notes)
             part.requests += refusals
+        if self.cache is not None and part.choices:
+            self.cache.put(self.backend, req, part)
+        return part
 
-    def _run(self, request: Request, n: int, dropped: dict[str, str]) -> Completion:
+    def _call(self, req: Request) -> Completion:
+        """:meth:`_request_plan` sent with ``backend.complete`` (cache, then backend)."""
+        return _drive(self._request_plan(req), self.backend.complete)
+
+    async def _acall(self, req: Request) -> Completion:
+        """:meth:`_request_plan` sent with ``backend.acomplete``."""
+        return await _adrive(self._request_plan(req), self.backend.acomplete)
+
+    def _plan(
+        self, request: Request, n: int, dropped: dict[str, str]
+    ) -> _Plan[list[Request], list[Completion], Completion]:
+        """A call for ``n`` choices, written once for both worlds: it yields rounds of
+        requests (the driver sends back their Completions, in order): the request itself,
+        or one request per choice where ``n`` is emulated, then top-ups while choices are
+        missing."""
         started = time.perf_counter()
         parts: list[Completion] = []
         have = 0
         base = self._seed_base(request) if n > 1 else (None, False)
-        pending = self._next_requests(request, 0, n, base)
         while True:
-            have = self._collect(parts, self._call_all(pending), have)
+            results: list[Completion] = yield self._next_requests(request, have, n, base)
+            for part in results:
+                if not part.choices:
+                    raise MalformedResponseError(
+                        "The server returned no choices. Check that the model is loaded and "
+                        "the request is valid for it.",
+                        backend=self.backend.name,
+                    )
+                parts.append(part)
+                have += len(part.choices)
             if have >= n:
                 return self._finish(parts, n, dropped, started)
-            pending = self._next_requests(request, have, n, base)
+
+    def _run(self, request: Request, n: int, dropped: dict[str, str]) -> Completion:
+        return _drive(self._plan(request, n, dropped), self._call_all)
+
+    async def _arun(self, request: Request, n: int, dropped: dict[str, str]) -> Completion:
+        return await _adrive(self._plan(request, n, dropped), self._acall_all)
 
     def _call_all(self, pending: list[Request]) -> list[Completion]:
         """Send a round of requests, concurrently (the shared threads of
@@ -579,19 +641,6 @@ class LLM:
                 return await observed_acall(self, req)
 
         return list(await asyncio.gather(*(one(r) for r in pending)))
-
-    def _collect(self, parts: list[Completion], results: list[Completion], have: int) -> int:
-        """Append a round's completions to ``parts``; the number of choices held after it."""
-        for part in results:
-            if not part.choices:
-                raise MalformedResponseError(
-                    "The server returned no choices. Check that the model is loaded and "
-                    "the request is valid for it.",
-                    backend=self.backend.name,
-                )
-            parts.append(part)
-            have += len(part.choices)
-        return have
 
     async def acomplete(
         self,
@@ -628,18 +677,6 @@ class LLM:
         """Async twin of :meth:`complete_prompt`."""
         request, n, dropped = self._prepare(None, prompt, params, overrides, None, timeout)
         return await self._arun(request, n, dropped)
-
-    async def _arun(self, request: Request, n: int, dropped: dict[str, str]) -> Completion:
-        started = time.perf_counter()
-        parts: list[Completion] = []
-        have = 0
-        base = self._seed_base(request) if n > 1 else (None, False)
-        pending = self._next_requests(request, 0, n, base)
-        while True:
-            have = self._collect(parts, await self._acall_all(pending), have)
-            if have >= n:
-                return self._finish(parts, n, dropped, started)
-            pending = self._next_requests(request, have, n, base)
 
     # ------------------------------------------------------------------ embeddings
 
