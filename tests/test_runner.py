@@ -538,8 +538,10 @@ def test_429_halves_concurrency() -> None:
     )
     assert result.summary.ok == 40 and result.summary.rate_limited == 1
     # new requests start under the halved limit (4), which grows back by one after each
-    # run of that many successes
-    assert max(entries[:8]) <= 5
+    # run of that many successes; the up to 7 requests already in flight at the 429 count
+    # as successes when they finish, so on a busy machine the limit may have grown twice
+    # (6) by the time the first new requests run -- still under the 8 before the 429
+    assert max(entries[:8]) <= 6
     assert len(entries) == 40 + 1 - 8  # the re-queued x0 and those after the 429
 
 
