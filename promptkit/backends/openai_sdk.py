@@ -29,10 +29,8 @@ import asyncio
 import json
 import os
 from collections.abc import (
-    AsyncGenerator,
     AsyncIterator,
     Callable,
-    Generator,
     Iterable,
     Mapping,
     Sequence,
@@ -442,49 +440,12 @@ class OpenAISDKBackend(OpenAIBackend):
             raise failure
 
     def _line_failure(self, exc: Exception) -> Failure | None:
+        """httpx's or httpx2's stream errors, by class name (the SDK may use either)."""
         if not _is_http_error(exc):
             return None
         if "StreamError" in _names(exc):
             return Failure("dropped", retryable=False, detail=type(exc).__name__)
         return self._transport_failure(exc)
-
-    def _lines(self, resp: httpx.Response, attempts: int) -> Generator[str, None, None]:
-        it = resp.iter_lines()
-        try:
-            while True:
-                failure: Failure | None = None
-                try:
-                    line = next(it)
-                except StopIteration:
-                    return
-                except Exception as exc:
-                    failure = self._line_failure(exc)
-                    if failure is None:
-                        raise
-                if failure is not None:
-                    raise self._error(failure, attempts, midstream=True)
-                yield line
-        finally:
-            resp.close()
-
-    async def _alines(self, resp: httpx.Response, attempts: int) -> AsyncGenerator[str, None]:
-        it = resp.aiter_lines()
-        try:
-            while True:
-                failure: Failure | None = None
-                try:
-                    line = await it.__anext__()
-                except StopAsyncIteration:
-                    return
-                except Exception as exc:
-                    failure = self._line_failure(exc)
-                    if failure is None:
-                        raise
-                if failure is not None:
-                    raise self._error(failure, attempts, midstream=True)
-                yield line
-        finally:
-            await resp.aclose()
 
     # ------------------------------------------------------------------ async, sync client only
 

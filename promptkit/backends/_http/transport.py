@@ -555,6 +555,15 @@ class HTTPBackend(Backend, ErrorMapping):
         if failure is not None:
             raise self._error(failure, attempts, midstream=True)
 
+    def _line_failure(self, exc: Exception) -> Failure | None:
+        """The failure an error raised while reading a stream's lines stands for (``None``:
+        not a transport error, raised as it is). Backends on another HTTP stack override it."""
+        if isinstance(exc, httpx.StreamError):
+            return Failure("dropped", retryable=False, detail=type(exc).__name__)
+        if isinstance(exc, httpx.HTTPError):
+            return self._transport_failure(exc)
+        return None
+
     def _lines(self, resp: httpx.Response, attempts: int) -> Generator[str, None, None]:
         """The reply's lines; transport errors become promptkit errors. Closes ``resp``."""
         it = resp.iter_lines()
@@ -565,10 +574,10 @@ class HTTPBackend(Backend, ErrorMapping):
                     line = next(it)
                 except StopIteration:
                     return
-                except httpx.HTTPError as exc:
-                    failure = self._transport_failure(exc)
-                except httpx.StreamError as exc:
-                    failure = Failure("dropped", retryable=False, detail=type(exc).__name__)
+                except Exception as exc:
+                    failure = self._line_failure(exc)
+                    if failure is None:
+                        raise
                 if failure is not None:
                     raise self._error(failure, attempts, midstream=True)
                 yield line
@@ -585,10 +594,10 @@ class HTTPBackend(Backend, ErrorMapping):
                     line = await it.__anext__()
                 except StopAsyncIteration:
                     return
-                except httpx.HTTPError as exc:
-                    failure = self._transport_failure(exc)
-                except httpx.StreamError as exc:
-                    failure = Failure("dropped", retryable=False, detail=type(exc).__name__)
+                except Exception as exc:
+                    failure = self._line_failure(exc)
+                    if failure is None:
+                        raise
                 if failure is not None:
                     raise self._error(failure, attempts, midstream=True)
                 yield line
