@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from retry_helpers import BASE, OK, Sleeps
+from retry_helpers import make as make_backend
 
 from promptkit._client import LLM
 from promptkit._errors import (
@@ -35,47 +37,18 @@ from promptkit.backends.ollama import OllamaBackend
 from promptkit.backends.openai import LlamaServerBackend, OpenAIBackend
 from promptkit.backends.vllm import VLLMBackend
 
-BASE = "http://testserver/v1"
 URL = BASE + "/chat/completions"
 KEY = "sk-proj-SECRETSECRETSECRET0123456789"
-
-OK = {
-    "model": "m",
-    "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
-    ],
-    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-}
-
-
-class Sleeps:
-    """Records the waits instead of waiting (sync and async)."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-    async def asleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-def make(cls: type[HTTPBackend] = OpenAIBackend, **kw: Any) -> tuple[HTTPBackend, Sleeps]:
-    kw.setdefault("model", "m")
-    kw.setdefault("base_url", BASE)
-    kw.setdefault("retry_base_delay", 0)
-    backend = cls(**kw)
-    sleeps = Sleeps()
-    backend.retry.sleep = sleeps
-    backend.retry.asleep = sleeps.asleep
-    return backend, sleeps
-
 
 @pytest.fixture
 def mock() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=BASE) as router:
         yield router
+
+
+def make(cls: type[HTTPBackend] = OpenAIBackend, **kw: Any) -> tuple[HTTPBackend, Sleeps]:
+    kw.setdefault("retry_base_delay", 0)
+    return make_backend(cls, **kw)
 
 
 def responses(*items: httpx.Response | Exception) -> Any:

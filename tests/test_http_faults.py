@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import httpx
 import pytest
 import respx
+from retry_helpers import BASE, OK, make
 
 from promptkit._client import LLM
 from promptkit._config import Secret
@@ -24,52 +24,19 @@ from promptkit._errors import (
     RateLimitError,
     ServerError,
 )
-from promptkit.backends._http import HTTPBackend, RetryPolicy
-from promptkit.backends.openai import LlamaServerBackend, OpenAIBackend
-
-BASE = "http://testserver/v1"
-
-OK = {
-    "model": "m",
-    "choices": [
-        {"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}
-    ],
-    "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-}
-
-
-class Sleeps:
-    """Records the waits instead of waiting (sync and async)."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-    async def asleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-
-
-def make(cls: type[HTTPBackend] = OpenAIBackend, **kw: Any) -> tuple[HTTPBackend, Sleeps]:
-    kw.setdefault("model", "m")
-    kw.setdefault("base_url", BASE)
-    backend = cls(**kw)
-    sleeps = Sleeps()
-    backend.retry.sleep = sleeps
-    backend.retry.asleep = sleeps.asleep
-    return backend, sleeps
-
-
-def responses(*items: httpx.Response) -> Callable[[httpx.Request], httpx.Response]:
-    it = iter(items)
-    return lambda request: next(it)
+from promptkit.backends._http import RetryPolicy
+from promptkit.backends.openai import LlamaServerBackend
 
 
 @pytest.fixture
 def mock() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=BASE) as router:
         yield router
+
+
+def responses(*items: httpx.Response) -> Callable[[httpx.Request], httpx.Response]:
+    it = iter(items)
+    return lambda request: next(it)
 
 
 # --------------------------------------------------------------------------- 408 / 409
