@@ -86,6 +86,7 @@ def test_a_passing_probe_runs_once_per_build_and_cpu(
     assert calls.read_text() == "x"
     assert list(probe._read_cache().values()) == ["ok"]
 
+    monkeypatch.setattr(probe, "_checked", set())  # a process on another CPU
     monkeypatch.setattr(probe, "_cpu_flags", lambda: "another cpu")  # other flags: new key
     probe.check_llama_runs(Path("model.gguf"))
     assert calls.read_text() == "xx"

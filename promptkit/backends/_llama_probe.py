@@ -69,6 +69,8 @@ print("ok", flush=True)
 """
 
 _lock = threading.Lock()
+#: Models this process has seen pass (the build's libraries cannot change under a running
+#: process, so it never needs to stat them or read /proc/cpuinfo again).
 _checked: set[str] = set()
 
 
@@ -176,15 +178,15 @@ def check_llama_runs(model_path: Path) -> None:
 
     >>> check_llama_runs(default_model_path())                          # doctest: +SKIP
     """
+    if str(model_path) in _checked:  # the embedded backend asks on every call with extras
+        return
     if os.environ.get(_ENV_SWITCH, "1").strip().lower() in {"0", "false", "no", "off"}:
         return
     key = _key(model_path)
     with _lock:
-        if key in _checked:
-            return
         cached = _read_cache().get(key)
         if cached == "ok":
-            _checked.add(key)
+            _checked.add(str(model_path))
             return
         if cached is not None and cached.startswith("signal:"):
             raise _failure(int(cached.split(":", 1)[1]))
@@ -205,4 +207,4 @@ def check_llama_runs(model_path: Path) -> None:
             raise _failure(sig)
         if proc.returncode == 0 and b"ok" in proc.stdout:
             _write_cache(key, "ok")
-            _checked.add(key)
+            _checked.add(str(model_path))
