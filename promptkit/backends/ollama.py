@@ -21,7 +21,7 @@ from .._types import (
     Usage,
 )
 from ._http import Body, Failure, HTTPBackend, dumps, loads
-from .openai import parse_tool_calls  # Ollama sends the same shape, arguments as objects
+from .openai import function_tools, parse_tool_calls  # the same shapes as OpenAI's
 
 __all__ = ["OllamaBackend"]
 
@@ -220,19 +220,7 @@ def _tool_request_fields(request: Request) -> dict[str, Any]:
         )
     if choice == "none":
         return {}
-    return {
-        "tools": [
-            {
-                "type": "function",
-                "function": {
-                    "name": t["name"],
-                    "description": t.get("description") or "",
-                    "parameters": t["parameters"],
-                },
-            }
-            for t in request.tools
-        ]
-    }
+    return {"tools": function_tools(request.tools)}
 
 
 class OllamaBackend(HTTPBackend):

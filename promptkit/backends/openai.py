@@ -39,7 +39,13 @@ from ._http import Body, HTTPBackend, SSEDecoder, dumps, loads
 if TYPE_CHECKING:
     from .._tokens import TokenCounter
 
-__all__ = ["OpenAIBackend", "parse_choice", "parse_tool_calls", "parse_usage"]
+__all__ = [
+    "OpenAIBackend",
+    "function_tools",
+    "parse_choice",
+    "parse_tool_calls",
+    "parse_usage",
+]
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -165,24 +171,28 @@ def tool_message_fields(message: Message) -> dict[str, Any]:
     return out
 
 
+def function_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Tool specs (``name``, ``description``, ``parameters``) in the function form that
+    OpenAI's chat API and Ollama's /api/chat both take."""
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": t["name"],
+                "description": t.get("description") or "",
+                "parameters": t["parameters"],
+            },
+        }
+        for t in tools
+    ]
+
+
 def tool_request_fields(request: Request) -> dict[str, Any]:
     """``tools``, ``tool_choice`` and ``parallel_tool_calls`` for the body (empty without
     tools)."""
     if not request.tools:
         return {}
-    out: dict[str, Any] = {
-        "tools": [
-            {
-                "type": "function",
-                "function": {
-                    "name": t["name"],
-                    "description": t.get("description") or "",
-                    "parameters": t["parameters"],
-                },
-            }
-            for t in request.tools
-        ]
-    }
+    out: dict[str, Any] = {"tools": function_tools(request.tools)}
     choice = request.tool_choice
     if choice in ("auto", "required", "none"):
         out["tool_choice"] = choice
@@ -196,8 +206,8 @@ def tool_request_fields(request: Request) -> dict[str, Any]:
 def parse_tool_calls(raw: Any) -> tuple[ToolCall, ...]:
     """A reply message's ``tool_calls`` (None/absent: none), OpenAI's shape and Ollama's.
     Arguments are kept as the text sent; an object (Ollama, some servers) is serialised;
-    calls without an id (Ollama) are numbered ``call_0``, ``call_1``, .... Raises KeyError/TypeError
-    on a malformed entry."""
+    calls without an id (Ollama) are numbered ``call_0``, ``call_1``, .... Raises
+    KeyError/TypeError on a malformed entry."""
     if not raw:
         return ()
     calls = []
