@@ -207,19 +207,15 @@ class FakeBackend(Backend):
         return self._completion(request)
 
     def stream(self, request: Request) -> Iterator[Delta]:
-        done = self.complete(request)
-        for piece in iter_chunks(done.text):
-            yield Delta(piece)
-        yield Delta(
-            "",
-            finish_reason=done.finish_reason,
-            usage=done.usage,
-            model=self.model,
-            tool_calls=done.tool_calls,
-        )
+        yield from self._deltas(self.complete(request))
 
     async def astream(self, request: Request) -> AsyncIterator[Delta]:
-        done = await self.acomplete(request)
+        for delta in self._deltas(await self.acomplete(request)):
+            yield delta
+
+    def _deltas(self, done: Completion) -> Iterator[Delta]:
+        """A scripted reply as a stream: its text in small pieces, then a last delta with
+        the finish reason, usage, model and tool calls."""
         for piece in iter_chunks(done.text):
             yield Delta(piece)
         yield Delta(
