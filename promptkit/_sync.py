@@ -18,8 +18,8 @@ has hand-written twins. Two helpers cover what is left:
 
 from __future__ import annotations
 
-import asyncio
 import os
+import sys
 import threading
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
@@ -32,7 +32,11 @@ T = TypeVar("T")
 
 
 def in_running_loop() -> bool:
-    """Whether the calling thread is inside a running event loop."""
+    """Whether the calling thread is inside a running event loop (asyncio is not imported
+    for the question: ``import promptkit`` stays without it, and no loop runs before it)."""
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None:
+        return False
     try:
         asyncio.get_running_loop()
     except RuntimeError:
@@ -50,6 +54,8 @@ def run_sync(main: Callable[[], Coroutine[Any, Any, T]], *, what: str, instead: 
     42
     """
     refuse_running_loop(what=what, instead=instead)
+    import asyncio
+
     return asyncio.run(main())
 
 

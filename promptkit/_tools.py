@@ -24,7 +24,6 @@ writes ``{"amount": "ten"}`` gets a :class:`~promptkit.ToolArgumentsError`, neve
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import re
@@ -261,6 +260,8 @@ class Tool:
         valid = self.validate(arguments, call_id=call_id)
         if self.is_async:
             return await self._invoke(fn, valid)
+        import asyncio  # imported by the caller's event loop already
+
         return await asyncio.to_thread(self._invoke, fn, valid)
 
 

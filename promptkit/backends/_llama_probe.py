@@ -27,7 +27,6 @@ import json
 import os
 import platform
 import signal
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -190,6 +189,8 @@ def check_llama_runs(model_path: Path) -> None:
             return
         if cached is not None and cached.startswith("signal:"):
             raise _failure(int(cached.split(":", 1)[1]))
+        import subprocess  # only for the probe itself: import promptkit stays light
+
         try:
             proc = subprocess.run(
                 _probe_command(model_path),
