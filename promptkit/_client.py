@@ -625,6 +625,8 @@ class LLM:
         """Send a round of requests, concurrently (the shared threads of
         :func:`~promptkit._sync.run_jobs`) when there are several; each request is
         :meth:`_call`, traced and hooked, in the caller's span."""
+        if len(pending) == 1:  # in this thread and context: nothing to carry
+            return [observed_call(self, pending[0])]
         call = carry(functools.partial(observed_call, self))
         return run_jobs([functools.partial(call, r) for r in pending], self.max_concurrency)
 

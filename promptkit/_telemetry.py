@@ -68,6 +68,9 @@ logger = logging.getLogger("promptkit")
 #: A hook: a function (or ``async`` function) of the request, and the completion or error.
 Hook = Callable[..., Awaitable[None] | None]
 
+#: The attributes of the duration record and of the input and output token records.
+_MetricSets = tuple[dict[str, Any], dict[str, Any], dict[str, Any]]
+
 CAPTURE_ENV = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 
 #: Bucket boundaries the GenAI conventions advise for the two histograms.
@@ -278,6 +281,8 @@ class Observers:
     prices: dict[str, Any] = field(default_factory=dict)
     #: Request-independent span/metric attributes, per (operation, backend, model, URL).
     attrs_cache: dict[Any, dict[str, Any]] = field(default_factory=dict, repr=False)
+    #: Metric attribute sets (duration, input tokens, output tokens) per operation and model.
+    metric_sets: dict[Any, _MetricSets] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if self.capture_content is None:  # the environment, read once per LLM
@@ -510,14 +515,14 @@ class CallObservation:
                 attrs["gen_ai.output.messages"] = output_messages(completion)
             span.set_attributes(attrs)
         if self.metrics is not None:
-            base = self._metric_attrs(completion.model)
+            base, given, made = self._metric_sets(completion.model)
             tokens, duration = self.metrics
             duration.record(elapsed, base)
             if not completion.cached:
                 if usage.prompt_tokens is not None:
-                    tokens.record(usage.prompt_tokens, {**base, "gen_ai.token.type": "input"})
+                    tokens.record(usage.prompt_tokens, given)
                 if usage.completion_tokens is not None:
-                    tokens.record(usage.completion_tokens, {**base, "gen_ai.token.type": "output"})
+                    tokens.record(usage.completion_tokens, made)
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "promptkit %s %s: %s in / %s out tokens, cost %s, %.3f s%s",
@@ -558,6 +563,31 @@ class CallObservation:
         if response_model:
             attrs["gen_ai.response.model"] = response_model
         return attrs
+
+    def _metric_sets(self, response_model: str | None) -> _MetricSets:
+        """The attribute sets of the duration record and the input and output token records,
+        made once per LLM, operation and response model (the SDK copies what it keeps)."""
+        cache = self.llm.observers.metric_sets
+        backend = self.llm.backend
+        key = (
+            self.operation,
+            backend.name,
+            backend.model,
+            getattr(backend, "base_url", None),
+            response_model,
+        )
+        found = cache.get(key)
+        if found is None:
+            base = self._metric_attrs(response_model)
+            found = (
+                base,
+                {**base, "gen_ai.token.type": "input"},
+                {**base, "gen_ai.token.type": "output"},
+            )
+            if len(cache) > 64:
+                cache.clear()
+            cache[key] = found
+        return found
 
 
 def observe(
