@@ -31,7 +31,11 @@ check: what a call cost before tracing existed), in two phases of the same run:
 - tracing disabled: the OpenTelemetry API imported but no SDK configured (the check
   promptkit makes on every call; without opentelemetry imported it is cheaper still);
 - the OpenTelemetry SDK configured with an in-memory span exporter (SimpleSpanProcessor)
-  and an in-memory metric reader: one client span, two histogram records per call.
+  and an in-memory metric reader: one client span, three histogram records per call (the
+  duration, input and output tokens). Beside it, the SDK's own floor: the unobserved path
+  wrapped in hand-written OpenTelemetry calls that replay exactly the span and records one
+  traced promptkit call produced (same name, kind, attributes, attribute sets), so what is
+  left between the two rows is promptkit's own share.
 
 Goals: promptkit <= 1.2x raw httpx per call; async throughput >= 0.9x raw httpx; tracing
 disabled <= 1.02x and with the SDK <= 1.15x of the unobserved path.
@@ -367,6 +371,74 @@ class _Unobserved(pk.LLM):
         return [self._call(request) for request in pending]
 
 
+#: Span attributes known only when the reply is in (set when the span ends).
+_END_PREFIXES = ("gen_ai.response.", "gen_ai.usage.", "promptkit.cost_usd", "promptkit.cache_hit")
+
+
+class _SDKFloor(_Unobserved):
+    """The SDK's own cost for the telemetry promptkit emits: the unobserved path wrapped in
+    hand-written OpenTelemetry calls replaying exactly one traced promptkit call's span
+    (name, kind, the same attributes at start and at end, made current for the request) and
+    its three histogram records (the same attribute sets), with no promptkit logic at all."""
+
+    span_name: str
+    start_attrs: dict[str, Any]
+    end_attrs: dict[str, Any]
+    records: list[tuple[Any, float, dict[str, Any]]]  # (histogram, value, attributes)
+    tracer: Any
+
+    def learn(self, span: Any, points: list[tuple[str, float, dict[str, Any]]]) -> None:
+        import opentelemetry.metrics
+        import opentelemetry.trace
+
+        self.span_name = span.name
+        attrs = dict(span.attributes)
+        self.end_attrs = {k: v for k, v in attrs.items() if k.startswith(_END_PREFIXES)}
+        self.start_attrs = {k: v for k, v in attrs.items() if k not in self.end_attrs}
+        self.tracer = opentelemetry.trace.get_tracer("sdk-floor")
+        meter = opentelemetry.metrics.get_meter("sdk-floor")
+        made = {
+            name: meter.create_histogram(name, unit=unit)
+            for name, unit in (
+                ("gen_ai.client.operation.duration", "s"),
+                ("gen_ai.client.token.usage", "{token}"),
+            )
+        }
+        self.records = [(made[name], value, attrs) for name, value, attrs in points]
+
+    def _call_all(self, pending: list[pk.Request]) -> list[pk.Completion]:
+        from opentelemetry import context, trace
+
+        started = time.perf_counter()
+        span = self.tracer.start_span(
+            self.span_name, kind=trace.SpanKind.CLIENT, attributes=self.start_attrs
+        )
+        token = context.attach(trace.set_span_in_context(span))
+        try:
+            done = [self._call(request) for request in pending]
+            span.set_attributes(self.end_attrs)
+            # recorded while the span is current, as promptkit does (exemplars link to it)
+            for histogram, value, attrs in self.records:
+                histogram.record(time.perf_counter() - started if value < 0 else value, attrs)
+        finally:
+            context.detach(token)
+            span.end()
+        return done
+
+
+def _metric_points(reader: Any) -> list[tuple[str, float, dict[str, Any]]]:
+    """(histogram, one recorded value, attributes) per attribute set promptkit recorded; the
+    duration's value is -1 (the floor records its own elapsed time)."""
+    out: list[tuple[str, float, dict[str, Any]]] = []
+    for rm in reader.get_metrics_data().resource_metrics:
+        for sm in rm.scope_metrics:
+            for metric in sm.metrics:
+                for point in metric.data.data_points:
+                    value = point.sum / point.count if "token" in metric.name else -1.0
+                    out.append((metric.name, value, dict(point.attributes)))
+    return out
+
+
 def tracing_overhead(
     server: LoopbackServer, messages: list[pk.Message], *, quick: bool
 ) -> dict[str, dict[str, Any]] | None:
@@ -380,6 +452,9 @@ def tracing_overhead(
     llm = pk.connect("openai", base_url=server.base_url, api_key="x", model=MODEL)
     plain = pk.connect("openai", base_url=server.base_url, api_key="x", model=MODEL)
     plain.__class__ = _Unobserved  # no observation at all
+    floor = pk.connect("openai", base_url=server.base_url, api_key="x", model=MODEL)
+    floor.__class__ = _SDKFloor
+    assert isinstance(floor, _SDKFloor)
     samples, target = (5, 40.0) if quick else (15, 100.0)
     warmup = 5 if quick else 30
     phases: dict[str, dict[str, Any]] = {}
@@ -407,18 +482,28 @@ def tracing_overhead(
         provider = TracerProvider()
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         opentelemetry.trace.set_tracer_provider(provider)
-        opentelemetry.metrics.set_meter_provider(
-            MeterProvider(metric_readers=[InMemoryMetricReader()])
-        )
+        reader = InMemoryMetricReader()
+        opentelemetry.metrics.set_meter_provider(MeterProvider(metric_readers=[reader]))
+        llm.complete(messages)  # one traced call, for the floor to replay
+        floor.learn(exporter.get_finished_spans()[-1], _metric_points(reader))
+        if len(floor.records) != 3:
+            raise RuntimeError(f"expected 3 metric records per call, got {floor.records}")
 
         def traced() -> str:
-            text = llm.complete(messages).text
+            return floored(llm)
+
+        def floored(client: pk.LLM) -> str:
+            text = client.complete(messages).text
             if len(exporter._finished_spans) > 10_000:  # keep memory flat over the run
                 exporter.clear()
             return text
 
         phases["sdk"] = bench(
-            {"unobserved path": lambda: plain.complete(messages).text, "SDK, in-memory": traced},
+            {
+                "unobserved path": lambda: plain.complete(messages).text,
+                "SDK, in-memory": traced,
+                "SDK floor (same telemetry, by hand)": lambda: floored(floor),
+            },
             samples=samples,
             target_ms=target,
             warmup=warmup,
@@ -428,6 +513,7 @@ def tracing_overhead(
     finally:
         llm.close()
         plain.close()
+        floor.close()
     return phases
 
 
@@ -584,6 +670,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"tracing {phase} vs unobserved: {st[name].median / ref.median:.3f}x wall, "
                 f"{(st[name].cpu or 0.0) / (ref.cpu or 1.0):.3f}x CPU (goal <= {goal}x)"
             )
+    if "sdk" in phases:
+        st = phases["sdk"]
+        ref, own = st["unobserved path"], st["SDK, in-memory"]
+        floor = st["SDK floor (same telemetry, by hand)"]
+        print(
+            f"the SDK's own floor (same span and records, no promptkit code): "
+            f"{floor.median / ref.median:.3f}x wall; promptkit's share on top: "
+            f"{(own.median - floor.median) / ref.median:+.3f}x wall, "
+            f"{((own.cpu or 0.0) - (floor.cpu or 0.0)) / (ref.cpu or 1.0):+.3f}x CPU"
+        )
     return 0
 
 
