@@ -348,6 +348,15 @@ class LLM:
                 f"The {self.backend.name} backend cannot do tool calling, so {what} cannot "
                 "be sent. Use a backend with tools (openai, vllm, llama-server, ollama, fake)."
             )
+        refused = (self.backend._refused or {}).get("tools") if specs else None
+        if refused is not None:
+            raise FeatureRefusedError(
+                f"Not sent: {refused} (refused earlier on this backend; make a new LLM "
+                "once the server is fixed).",
+                features=("tools",),
+                reason=refused,
+                backend=self.backend.name,
+            )
         return specs, choice, parallel
 
     def _seed_base(self, request: Request) -> tuple[int | None, bool]:
@@ -407,6 +416,9 @@ class LLM:
             if feature in seen:
                 continue  # refused again after this call's fallback: nothing more to try
             seen.add(feature)
+            if feature == "tools":  # cannot be emulated: remembered, and the error raised
+                backend.refuse(feature, str(exc))
+                continue
             if feature == "json_schema" and response_format is not None:
                 reason += "; sent as json_object with the schema"
                 backend.refuse(feature, reason)

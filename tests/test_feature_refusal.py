@@ -401,6 +401,23 @@ def test_concurrent_calls_refused_together_all_fall_back(mock: respx.MockRouter)
         ("top_p must be in (0, 1], got 0.0.", {"top_p": 0.0}, ()),
         # not refusable: the error stands
         ("Unsupported parameter: 'max_tokens'", {"max_tokens": 5}, ()),
+        # tool calling, as llama-server (no --jinja), vLLM (no auto tool choice), Ollama say
+        ("tools param requires --jinja flag", {"tools": [{}], "seed": 1}, ("tools",)),
+        (
+            '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser '
+            "to be set",
+            {"tools": [{}], "tool_choice": "auto"},
+            ("tools",),
+        ),
+        (
+            "registry.ollama.ai/library/gemma3:270m does not support tools",
+            {"tools": [{}]},
+            ("tools",),
+        ),
+        # tools not sent: not a refusal of them
+        ("tools param requires --jinja flag", {"seed": 1}, ()),
+        # a refusal that names no tool
+        ("'seed' is not supported", {"tools": [{}], "seed": 1}, ("seed",)),
     ],
 )
 def test_what_counts_as_a_refusal(
@@ -425,3 +442,76 @@ def test_a_body_echoing_the_request_does_not_refuse_its_fields(mock: respx.MockR
         LLM(b).complete("x", seed=3, top_k=2)
     assert not isinstance(info.value, FeatureRefusedError)
     assert route.call_count == 1 and b.refused == {}
+
+
+# --------------------------------------------------------------------------- tool calling
+
+#: llama.cpp's llama-server started without --jinja, asked for tools
+LLAMA_SERVER_TOOLS = {
+    "error": {"code": 500, "message": "tools param requires --jinja flag", "type": "server_error"}
+}
+
+
+def add(a: int, b: int) -> int:
+    """Add two numbers."""
+    return a + b
+
+
+@pytest.mark.parametrize(
+    ("status", "payload", "fix"),
+    [
+        (500, LLAMA_SERVER_TOOLS, "--jinja"),
+        (
+            400,
+            {
+                "error": {
+                    "message": '"auto" tool choice requires --enable-auto-tool-choice and '
+                    "--tool-call-parser to be set",
+                    "type": "BadRequestError",
+                }
+            },
+            "--tool-call-parser",
+        ),
+        (400, {"error": "registry.ollama.ai/library/gemma3:270m does not support tools"}, "model"),
+    ],
+)
+def test_tools_refused_cost_one_request_then_none(
+    mock: respx.MockRouter, status: int, payload: dict[str, Any], fix: str
+) -> None:
+    server = Server(
+        lambda body: httpx.Response(status, json=payload) if body.get("tools") else None
+    )
+    route = mock.post("/chat/completions").mock(side_effect=server)
+    llm = LLM(backend())
+    with pytest.raises(FeatureRefusedError) as first:
+        llm.complete("What is 2 + 3?", tools=[add])
+    assert route.call_count == 1  # never retried, nothing to fall back to
+    assert first.value.features == ("tools",)
+    assert "refused tool calling" in str(first.value) and fix in str(first.value)
+    assert "tools" in llm.backend.refused
+    # remembered: the next request with tools is not sent, the same error type says why
+    with pytest.raises(FeatureRefusedError, match="Not sent") as again:
+        llm.complete("What is 2 + 3?", tools=[add])
+    assert again.value.features == ("tools",) and fix in str(again.value)
+    with pytest.raises(FeatureRefusedError):
+        asyncio.run(llm.acomplete("What is 2 + 3?", tools=[add]))
+    with pytest.raises(FeatureRefusedError):
+        list(llm.stream("What is 2 + 3?", tools=[add]))
+    with pytest.raises(FeatureRefusedError):
+        pk.ToolLoop("What is 2 + 3?", tools=[add]).run(llm)
+    assert route.call_count == 1
+    # calls without tools still go out
+    assert llm.complete("hello").text and route.call_count == 2
+    assert "tools" not in server.bodies[-1]
+
+
+def test_tools_refused_in_a_stream_and_async_too(mock: respx.MockRouter) -> None:
+    route = mock.post("/chat/completions").respond(500, json=LLAMA_SERVER_TOOLS)
+    llm = LLM(backend())
+    with pytest.raises(FeatureRefusedError):
+        asyncio.run(llm.acomplete("x", tools=[add]))
+    assert route.call_count == 1
+    fresh = LLM(backend())
+    with pytest.raises(FeatureRefusedError):
+        list(fresh.stream("x", tools=[add]))
+    assert route.call_count == 2 and "tools" in fresh.backend.refused

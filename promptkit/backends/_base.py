@@ -68,7 +68,9 @@ class Backend(ABC):
         ``"json_schema"`` or ``"response_format"``), so that later requests go straight to
         the fallback: ``n`` is then emulated, a refused parameter counts as unsupported
         (dropped per ``on_unsupported``, with ``reason``), ``json_schema`` is sent as
-        ``json_object`` with the schema and ``response_format`` not at all.
+        ``json_object`` with the schema and ``response_format`` not at all. ``"tools"``
+        (tool calling, which cannot be emulated): later requests with tools raise
+        :class:`~promptkit.FeatureRefusedError` before anything is sent.
 
         >>> from promptkit import FakeBackend
         >>> b = FakeBackend(supports=["seed", "temperature"])

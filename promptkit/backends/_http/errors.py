@@ -37,7 +37,7 @@ from .codec import loads
 if TYPE_CHECKING:
     from .retry import RetryPolicy
 
-__all__ = ["REFUSABLE", "ErrorMapping", "Failure", "excerpt", "safe_url"]
+__all__ = ["REFUSABLE", "ErrorMapping", "Failure", "excerpt", "safe_url", "tools_fix"]
 
 _EXCERPT = 300
 
@@ -95,6 +95,14 @@ _REFUSAL_PHRASES = (
     "not implemented",
     "only one completion choice",
 )
+
+#: How servers refuse tool calling as they were started (llama.cpp's server without
+#: ``--jinja``, vLLM without ``--enable-auto-tool-choice``), beside the phrases above
+#: (Ollama: "<model> does not support tools").
+_TOOL_REFUSAL_PHRASES = ("requires --jinja", "--enable-auto-tool-choice", "tool choice requires")
+
+#: Tool calling named in a message: "tools", "tool choice", "tool_choice", "tool calls".
+_TOOLS_NAMED = re.compile(r"\btools?\b|\btool[_ ]choice\b|\btool[_ ]calls?\b")
 
 #: ``n`` named in a message: quoted, or as in "n must be 1", "n > 1", "n != 1".
 _N_NAMED = re.compile(r"['\"`]n['\"`]|\bn\s*(?:must|>|!=|should)|only one completion choice")
@@ -194,15 +202,31 @@ def _brief(message: str, limit: int = 200) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def tools_fix(said: str) -> str:
+    """What to do when a server refuses tool calling, by what it said."""
+    low = said.lower()
+    if "--jinja" in low:
+        return "Start llama-server with --jinja (tool calling needs the model's own template)."
+    if "--enable-auto-tool-choice" in low or "tool-call-parser" in low:
+        return (
+            "Start vLLM with --enable-auto-tool-choice and the --tool-call-parser for the "
+            "model, or send tool_choice='required' or a named tool."
+        )
+    return "Use a model (or a server setting) that supports tool calling."
+
+
 def _refused_features(text: str, content: bytes, renames: Mapping[str, str]) -> tuple[str, ...]:
     """The features of the request ``content`` that an error ``text`` refuses by name
     (see :data:`REFUSABLE`); empty when it names none or is not worded as a refusal."""
     low = text.lower()
-    if not any(p in low for p in _REFUSAL_PHRASES):
+    tools_refused = any(p in low for p in _TOOL_REFUSAL_PHRASES)
+    if not tools_refused and not any(p in low for p in _REFUSAL_PHRASES):
         return ()
     body = loads(content) if content else None
     if not isinstance(body, dict):
         return ()
+    if body.get("tools") and (tools_refused or _TOOLS_NAMED.search(low)):
+        return ("tools",)  # tool calling cannot be emulated: nothing else to fall back from
     sent = dict(body)
     if isinstance(body.get("options"), dict):  # Ollama's native sampling options
         sent.update(body["options"])
@@ -404,6 +428,16 @@ class ErrorMapping:
                 f"The prompt does not fit the model's context window ({status or 'error'})."
                 f"{said} Shorten the prompt, lower max_tokens, or use a model or server "
                 "with a longer context.",
+                **kw,
+            )
+        if f.refused == ("tools",):
+            brief = _brief(f.message or f.body or "")
+            return FeatureRefusedError(
+                f"{self.name} at {url} refused tool calling ({status}). Server said: "
+                f'"{brief.rstrip(".")}". {tools_fix(brief)} Not retried, and later calls '
+                "with tools on this backend fail at once, without a request.",
+                features=f.refused,
+                reason=brief,
                 **kw,
             )
         if f.refused:
