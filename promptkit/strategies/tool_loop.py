@@ -19,6 +19,20 @@ whose arguments fail (or that names no known tool) is answered with an error mes
 the model can correct itself, at most ``max_argument_errors`` times in a run. A tool that
 raises is answered with the error too (``on_tool_error="feed"``) or stops the loop with a
 :class:`~promptkit.ToolError` (``"raise"``). Nothing runs but the functions given.
+
+Tool results are untrusted text: what is fed back is neutralised like a prompt's untrusted
+values (chat-template special tokens broken, invisible characters shown), so a web page
+a tool fetched cannot open a turn of its own on a local server; ``neutralise_results=False``
+feeds them back unchanged.
+
+With an OpenTelemetry SDK configured, a run is a ``promptkit.tool_loop`` span (tools, max
+steps; at the end steps taken, tool calls answered, ``stopped_by``), each step a
+``promptkit.tool_loop.step`` span over its ``chat`` client span (tool calls, argument
+errors, tool errors), and each tool run an ``execute_tool {name}`` span by the GenAI
+conventions (``gen_ai.tool.name``, ``gen_ai.tool.call.id``, ``gen_ai.tool.type``,
+``gen_ai.tool.description``, ``error.type`` when it raised; ``gen_ai.tool.call.arguments``
+and ``gen_ai.tool.call.result`` only when the LLM captures content), a child of its step
+on pool threads and on the event loop alike.
 """
 
 from __future__ import annotations
