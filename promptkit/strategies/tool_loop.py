@@ -78,8 +78,10 @@ StopReason = Literal["answer", "max_steps"]
 @dataclass(frozen=True)
 class ToolRun:
     """One tool call of a step: the ``call`` as the model made it, the validated
-    ``arguments`` (None when they failed), the tool's return ``value``, the ``text`` fed
-    back as the tool message, the ``error`` (None when it ran fine) and how long it ran."""
+    ``arguments`` (None when they failed), the tool's return ``value`` (as returned), the
+    ``text`` fed back as the tool message (neutralised unless the loop has
+    ``neutralise_results=False``), the ``error`` (None when it ran fine) and how long it
+    ran."""
 
     call: ToolCall
     arguments: Any = None
