@@ -14,7 +14,10 @@ promptkit adds ``promptkit.cache_hit`` (answered by the response cache),
 span event with the attempt number and the seconds waited) and ``promptkit.cost_usd``.
 Strategies, the batch runner and :func:`~promptkit.evaluate` open parent spans
 (``promptkit.self_consistency``, ``promptkit.chain``, ``promptkit.chain.step``,
-``promptkit.refine.round``, ``promptkit.batch``, ``promptkit.evaluate.variant``).
+``promptkit.refine.round``, ``promptkit.tool_loop``, ``promptkit.tool_loop.step``,
+``promptkit.batch``, ``promptkit.evaluate.variant``); a tool loop runs each tool in an
+``execute_tool {gen_ai.tool.name}`` span by the conventions (arguments and result only
+with content capture).
 Metrics: the ``gen_ai.client.token.usage`` and ``gen_ai.client.operation.duration``
 histograms, with the conventions' bucket boundaries.
 

@@ -19,23 +19,52 @@ whose arguments fail (or that names no known tool) is answered with an error mes
 the model can correct itself, at most ``max_argument_errors`` times in a run. A tool that
 raises is answered with the error too (``on_tool_error="feed"``) or stops the loop with a
 :class:`~promptkit.ToolError` (``"raise"``). Nothing runs but the functions given.
+
+Tool results are untrusted text: what is fed back is neutralised like a prompt's untrusted
+values (chat-template special tokens broken, invisible characters shown), so a web page
+a tool fetched cannot open a turn of its own on a local server; ``neutralise_results=False``
+feeds them back unchanged.
+
+With an OpenTelemetry SDK configured, a run is a ``promptkit.tool_loop`` span (tools, max
+steps; at the end steps taken, tool calls answered, ``stopped_by``), each step a
+``promptkit.tool_loop.step`` span over its ``chat`` client span (tool calls, argument
+errors, tool errors), and each tool run an ``execute_tool {name}`` span by the GenAI
+conventions (``gen_ai.tool.name``, ``gen_ai.tool.call.id``, ``gen_ai.tool.type``,
+``gen_ai.tool.description``, ``error.type`` when it raised; ``gen_ai.tool.call.arguments``
+and ``gen_ai.tool.call.result`` only when the LLM captures content), a child of its step
+on pool threads and on the event loop alike.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
 
 from .._errors import ParameterError, ToolArgumentsError, ToolError
 from .._params import merge_params
 from .._sync import run_jobs
+from .._telemetry import carry_context, span
 from .._tools import Tool, ToolLike, as_tools, result_text
 from .._types import Completion, Message, ToolCall, Usage
+from .._untrusted import neutralise
 from ..prompts import PromptBase
-from ._plan import Call, Plan, Strategy, Work, check_choices, one, prompt_params, rendered
+from ._plan import (
+    Call,
+    Plan,
+    Strategy,
+    Work,
+    check_choices,
+    enter,
+    leave,
+    one,
+    prompt_params,
+    rendered,
+    traced,
+)
 
 if TYPE_CHECKING:
     from .._client import LLM, MessagesLike
@@ -49,8 +78,10 @@ StopReason = Literal["answer", "max_steps"]
 @dataclass(frozen=True)
 class ToolRun:
     """One tool call of a step: the ``call`` as the model made it, the validated
-    ``arguments`` (None when they failed), the tool's return ``value``, the ``text`` fed
-    back as the tool message, the ``error`` (None when it ran fine) and how long it ran."""
+    ``arguments`` (None when they failed), the tool's return ``value`` (as returned), the
+    ``text`` fed back as the tool message (neutralised unless the loop has
+    ``neutralise_results=False``), the ``error`` (None when it ran fine) and how long it
+    ran."""
 
     call: ToolCall
     arguments: Any = None
@@ -122,23 +153,55 @@ def _outcome(pending: _Pending, value: Any, error: BaseException | None, took: f
     return ToolRun(pending.call, pending.valid, value, result_text(value), None, took)
 
 
+def _tool_attributes(p: _Pending, capture: bool) -> dict[str, Any]:
+    """An ``execute_tool`` span's attributes, by the GenAI semantic conventions (the
+    arguments only when content is captured)."""
+    attrs: dict[str, Any] = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": p.tool.name,
+        "gen_ai.tool.type": "function",
+    }
+    if p.call.id:
+        attrs["gen_ai.tool.call.id"] = p.call.id
+    if p.tool.description:
+        attrs["gen_ai.tool.description"] = p.tool.description
+    if capture:
+        attrs["gen_ai.tool.call.arguments"] = p.call.raw_arguments
+    return attrs
+
+
+def _invoke(p: _Pending) -> Any:
+    """Run a tool in this thread (an ``async`` tool on an event loop of its own)."""
+    fn = p.tool._fn()
+    if p.tool.is_async:
+        return asyncio.run(p.tool._invoke(fn, p.valid))
+    return p.tool._invoke(fn, p.valid)
+
+
 class _RunTools(Work):
     """The driver's part: run a step's valid calls, concurrently; (value, error, seconds)
-    per call, in order. A tool's exception is returned, not raised."""
+    per call, in order. A tool's exception is returned, not raised. ``trace``: each run
+    in an ``execute_tool`` span (a child of the current step span, on any thread);
+    ``capture``: with its arguments and result."""
 
-    def __init__(self, pending: list[_Pending], concurrent: bool) -> None:
+    def __init__(
+        self, pending: list[_Pending], concurrent: bool, trace: bool = False, capture: bool = False
+    ) -> None:
         self.pending = pending
         self.concurrent = concurrent
+        self.trace = trace
+        self.capture = capture
 
-    @staticmethod
-    def _one(p: _Pending) -> tuple[Any, BaseException | None, float]:
+    def _one(self, p: _Pending) -> tuple[Any, BaseException | None, float]:
         started = time.perf_counter()
         try:
-            fn = p.tool._fn()
-            if p.tool.is_async:
-                value = asyncio.run(p.tool._invoke(fn, p.valid))
+            if self.trace:
+                with span(f"execute_tool {p.tool.name}", _tool_attributes(p, self.capture)) as s:
+                    value = _invoke(p)
+                    if self.capture:
+                        s.set("gen_ai.tool.call.result", result_text(value))
             else:
-                value = p.tool._invoke(fn, p.valid)
+                value = _invoke(p)
         except Exception as exc:
             return None, exc, time.perf_counter() - started
         return value, None, time.perf_counter() - started
@@ -146,21 +209,32 @@ class _RunTools(Work):
     def run(self, limit: int) -> list[tuple[Any, BaseException | None, float]]:
         if not self.concurrent or len(self.pending) < 2:
             return [self._one(p) for p in self.pending]
-        jobs = [lambda p=p: self._one(p) for p in self.pending]
+        jobs: list[Callable[[], Any]] = [functools.partial(self._one, p) for p in self.pending]
+        if self.trace:  # the pool threads' execute_tool spans get the step span as parent
+            jobs = [carry_context(job) for job in jobs]
         return run_jobs(jobs, limit)
 
     async def arun(self, limit: int) -> list[tuple[Any, BaseException | None, float]]:
         sem = asyncio.Semaphore(max(1, limit if self.concurrent else 1))
 
+        async def invoke(p: _Pending) -> Any:
+            fn = p.tool._fn()
+            if p.tool.is_async:
+                return await p.tool._invoke(fn, p.valid)
+            return await asyncio.to_thread(p.tool._invoke, fn, p.valid)
+
         async def one_call(p: _Pending) -> tuple[Any, BaseException | None, float]:
             async with sem:
                 started = time.perf_counter()
                 try:
-                    fn = p.tool._fn()
-                    if p.tool.is_async:
-                        value = await p.tool._invoke(fn, p.valid)
+                    if self.trace:
+                        name = f"execute_tool {p.tool.name}"
+                        async with span(name, _tool_attributes(p, self.capture)) as s:
+                            value = await invoke(p)
+                            if self.capture:
+                                s.set("gen_ai.tool.call.result", result_text(value))
                     else:
-                        value = await asyncio.to_thread(p.tool._invoke, fn, p.valid)
+                        value = await invoke(p)
                 except Exception as exc:
                     return None, exc, time.perf_counter() - started
                 return value, None, time.perf_counter() - started
@@ -180,6 +254,14 @@ class ToolLoop(Strategy[ToolLoopResult]):
     :class:`~promptkit.ToolArgumentsError`. ``tool_choice`` applies to the first step
     only (later steps use ``"auto"``, so that the model can answer); ``concurrent=False``
     runs a step's calls one after the other.
+
+    Tool results come from outside (web pages, files, other services), so the text fed
+    back is neutralised like a prompt's untrusted values (:func:`~promptkit.neutralise`:
+    chat-template special tokens broken, invisible characters shown) and cannot forge a
+    turn on a server that tokenizes it: ``special_tokens`` (default
+    :data:`~promptkit.COMMON_SPECIAL_TOKENS`; ``llm.special_tokens()`` for the model's
+    own), ``neutralise_results=False`` to feed results back unchanged. ``ToolRun.text``
+    is the text fed back; ``ToolRun.value`` the tool's own return value.
     """
 
     def __init__(
@@ -193,6 +275,8 @@ class ToolLoop(Strategy[ToolLoopResult]):
         tool_choice: str | None = None,
         parallel_tool_calls: bool | None = None,
         concurrent: bool = True,
+        neutralise_results: bool = True,
+        special_tokens: Sequence[str] | None = None,
         params: SamplingParams | None = None,
         name: str | None = None,
     ) -> None:
@@ -212,6 +296,8 @@ class ToolLoop(Strategy[ToolLoopResult]):
         self.tool_choice = tool_choice
         self.parallel_tool_calls = parallel_tool_calls
         self.concurrent = concurrent
+        self.neutralise_results = neutralise_results
+        self.special_tokens = tuple(special_tokens) if special_tokens is not None else None
         self.params = params
         self.name = name
         self._by_name = {t.name: t for t in self.tools}
@@ -250,10 +336,37 @@ class ToolLoop(Strategy[ToolLoopResult]):
             return None, ToolRun(call, None, None, text, str(exc))
         return _Pending(call, tool, valid), None
 
+    def _fed_back(self, run: ToolRun) -> ToolRun:
+        """``run`` with the text fed back neutralised (unless ``neutralise_results=False``)."""
+        if not self.neutralise_results:
+            return run
+        text = neutralise(run.text, self.special_tokens)
+        return run if text == run.text else replace(run, text=text)
+
     def plan(
         self, llm: LLM, variables: Mapping[str, Any], params: SamplingParams | None = None
     ) -> Plan[ToolLoopResult]:
-        """Call, run tools, feed back, repeat (see the class doc); a generator of calls."""
+        """Call, run tools, feed back, repeat (see the class doc); a generator of calls.
+        Traced as a ``promptkit.tool_loop`` span, a ``promptkit.tool_loop.step`` span per
+        step (over its client span) and an ``execute_tool {name}`` span per tool run."""
+        return traced(
+            "promptkit.tool_loop",
+            {
+                "promptkit.strategy": self.label,
+                "promptkit.tool_loop.tools": len(self.tools),
+                "promptkit.tool_loop.max_steps": self.max_steps,
+            },
+            self._plan(llm, variables, params),
+            lambda result: {
+                "promptkit.tool_loop.steps": len(result.steps),
+                "promptkit.tool_loop.tool_calls": len(result.runs),
+                "promptkit.tool_loop.stopped_by": result.stopped_by,
+            },
+        )
+
+    def _plan(
+        self, llm: LLM, variables: Mapping[str, Any], params: SamplingParams | None
+    ) -> Plan[ToolLoopResult]:
         if isinstance(self.source, PromptBase):
             messages = list((yield from rendered(self.source, variables)))
             call_params = prompt_params(self.source, self.params, params)
@@ -270,8 +383,12 @@ class ToolLoop(Strategy[ToolLoopResult]):
         usage = Usage()
         arg_errors = 0
         stopped_by: StopReason = "max_steps"
+        capture = bool(llm.observers.capture_content)
         for number in range(1, self.max_steps + 1):
             started = time.perf_counter()
+            traced_step = yield from enter(
+                "promptkit.tool_loop.step", {"promptkit.tool_loop.step": number}
+            )
             choice = self.tool_choice if number == 1 else ("auto" if self.tool_choice else None)
             done = yield from one(
                 Call(
@@ -286,12 +403,15 @@ class ToolLoop(Strategy[ToolLoopResult]):
             usage = usage + done.usage
             reply = done.choices[0]
             messages.append(reply.message())
+            calls = {"promptkit.tool_loop.tool_calls": len(reply.tool_calls)}
             if not reply.tool_calls:
                 steps.append(ToolStep(number, done, (), time.perf_counter() - started))
                 stopped_by = "answer"
+                yield from leave(traced_step, calls)
                 break
             if number == self.max_steps:  # no model call left to read the results
                 steps.append(ToolStep(number, done, (), time.perf_counter() - started))
+                yield from leave(traced_step, calls)
                 break
             slots: list[ToolRun | _Pending] = []
             for call in reply.tool_calls:
@@ -302,11 +422,14 @@ class ToolLoop(Strategy[ToolLoopResult]):
                 elif pending is not None:
                     slots.append(pending)
             todo = [s for s in slots if isinstance(s, _Pending)]
-            outcomes = iter((yield _RunTools(todo, self.concurrent)) if todo else [])
+            work = _RunTools(todo, self.concurrent, trace=traced_step is not None, capture=capture)
+            outcomes = iter((yield work) if todo else [])
             runs: list[ToolRun] = []
+            tool_errors = 0
             for slot in slots:
                 if isinstance(slot, _Pending):
                     value, error, took = next(outcomes)
+                    tool_errors += error is not None
                     if error is not None and self.on_tool_error == "raise":
                         raise ToolError(
                             f"Tool {slot.tool.name!r} raised {type(error).__name__}: {error} "
@@ -318,10 +441,19 @@ class ToolLoop(Strategy[ToolLoopResult]):
                     run = _outcome(slot, value, error, took)
                 else:
                     run = slot
+                run = self._fed_back(run)
                 runs.append(run)
                 messages.append(
                     Message.tool(run.text, tool_call_id=run.call.id, name=run.call.name)
                 )
             steps.append(ToolStep(number, done, tuple(runs), time.perf_counter() - started))
+            yield from leave(
+                traced_step,
+                {
+                    **calls,
+                    "promptkit.tool_loop.argument_errors": len(slots) - len(todo),
+                    "promptkit.tool_loop.tool_errors": tool_errors,
+                },
+            )
         final = steps[-1].completion.text if steps else ""
         return ToolLoopResult(final, tuple(steps), stopped_by, tuple(messages), usage)
