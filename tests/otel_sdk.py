@@ -3,7 +3,10 @@ for one test (the pattern of tests/test_telemetry.py, shared by the newer teleme
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry import metrics, trace
@@ -43,6 +46,24 @@ class Otel:
     def named(self, name: str) -> list[ReadableSpan]:
         return [s for s in self.finished() if s.name == name]
 
+    def exported_text(self) -> str:
+        """Every exported span and metric as JSON text (to search for what must not be there)."""
+        out = [s.to_json() for s in self.finished()]
+        data = self.reader.get_metrics_data()
+        out.append(data.to_json() if data is not None else "")
+        return "\n".join(out)
+
+    def histogram(self, name: str) -> list[Any]:
+        """The data points of histogram ``name``."""
+        data = self.reader.get_metrics_data()
+        points: list[Any] = []
+        for rm in data.resource_metrics if data is not None else ():
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    if m.name == name:
+                        points.extend(m.data.data_points)
+        return points
+
     def children(self, parent: ReadableSpan) -> list[ReadableSpan]:
         return [
             s
@@ -63,3 +84,13 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Otel]:
     o.tracer_provider.shutdown()
     o.meter_provider.shutdown()
     reset_globals()
+
+
+def runs_fresh(code: str) -> None:
+    """Run ``code`` in a new interpreter (nothing of this test process imported); it must
+    print ``ok`` and exit 0."""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

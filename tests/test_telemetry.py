@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import subprocess
-import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,14 +15,8 @@ import respx
 
 pytest.importorskip("opentelemetry.sdk")
 
-from opentelemetry import metrics, trace
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
-    InMemorySpanExporter,
-)
+from opentelemetry import trace
+from otel_sdk import Otel, installed, runs_fresh
 
 import promptkit as pk
 from promptkit import FakeBackend, Request
@@ -66,59 +58,9 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-def _reset_globals() -> None:
-    # what opentelemetry's own test utilities do: allow setting the providers again
-    from opentelemetry.metrics import _internal as metrics_internal
-    from opentelemetry.util._once import Once
-
-    trace._TRACER_PROVIDER = None  # type: ignore[attr-defined]
-    trace._TRACER_PROVIDER_SET_ONCE = Once()  # type: ignore[attr-defined]
-    metrics_internal._METER_PROVIDER = None
-    metrics_internal._METER_PROVIDER_SET_ONCE = Once()
-
-
-class Otel:
-    def __init__(self) -> None:
-        self.spans = InMemorySpanExporter()
-        self.reader = InMemoryMetricReader()
-        self.tracer_provider = TracerProvider()
-        self.tracer_provider.add_span_processor(SimpleSpanProcessor(self.spans))
-        self.meter_provider = MeterProvider(metric_readers=[self.reader])
-
-    def finished(self) -> list[ReadableSpan]:
-        return list(self.spans.get_finished_spans())
-
-    def named(self, prefix: str) -> list[ReadableSpan]:
-        return [s for s in self.finished() if s.name == prefix]
-
-    def exported_text(self) -> str:
-        out = [s.to_json() for s in self.finished()]
-        data = self.reader.get_metrics_data()
-        out.append(data.to_json() if data is not None else "")
-        return "\n".join(out)
-
-    def histogram(self, name: str) -> list[Any]:
-        data = self.reader.get_metrics_data()
-        points: list[Any] = []
-        for rm in data.resource_metrics if data is not None else ():
-            for sm in rm.scope_metrics:
-                for m in sm.metrics:
-                    if m.name == name:
-                        points.extend(m.data.data_points)
-        return points
-
-
 @pytest.fixture
 def otel(monkeypatch: pytest.MonkeyPatch) -> Iterator[Otel]:
-    monkeypatch.delenv(CAPTURE_ENV, raising=False)
-    _reset_globals()
-    o = Otel()
-    trace.set_tracer_provider(o.tracer_provider)
-    metrics.set_meter_provider(o.meter_provider)
-    yield o
-    o.tracer_provider.shutdown()
-    o.meter_provider.shutdown()
-    _reset_globals()
+    yield from installed(monkeypatch)
 
 
 def openai_llm(**kw: Any) -> pk.LLM:
@@ -297,14 +239,6 @@ def test_text_completion_operation(otel: Otel) -> None:
 COT = pk.ChainOfThought(instruction="Solve the problem.")
 
 
-def _children(otel: Otel, parent: ReadableSpan) -> list[ReadableSpan]:
-    return [
-        s
-        for s in otel.finished()
-        if s.parent is not None and s.parent.span_id == parent.context.span_id
-    ]
-
-
 @pytest.mark.parametrize("mode", ["sync", "async"])
 def test_self_consistency_vote_is_a_parent_span(otel: Otel, mode: str) -> None:
     # emulated n: 4 requests, on pool threads (sync) or tasks (async)
@@ -318,7 +252,7 @@ def test_self_consistency_vote_is_a_parent_span(otel: Otel, mode: str) -> None:
     (parent,) = otel.named("promptkit.self_consistency")
     assert parent.attributes["promptkit.vote.k"] == 4  # type: ignore[index]
     assert parent.attributes["promptkit.vote.samples"] == 4  # type: ignore[index]
-    kids = _children(otel, parent)
+    kids = otel.children(parent)
     assert len(kids) == 4 and all(k.name == "chat fake-model" for k in kids)
     assert {k.context.trace_id for k in kids} == {parent.context.trace_id}
 
@@ -341,14 +275,14 @@ def test_chain_steps_are_parent_spans(otel: Otel, mode: str) -> None:
         asyncio.run(chain.arun(llm, topic="bees", input="q"))
     (root,) = otel.named("promptkit.chain")
     assert root.parent is None
-    steps = _children(otel, root)
+    steps = otel.children(root)
     assert [s.name for s in steps] == ["promptkit.chain.step"] * 3
     assert [s.attributes["promptkit.step.name"] for s in steps] == ["outline", "answer", "essay"]  # type: ignore[index]
-    assert [k.name for k in _children(otel, steps[0])] == ["chat fake-model"]
-    (vote,) = _children(otel, steps[1])
+    assert [k.name for k in otel.children(steps[0])] == ["chat fake-model"]
+    (vote,) = otel.children(steps[1])
     assert vote.name == "promptkit.self_consistency"
-    assert [k.name for k in _children(otel, vote)] == ["chat fake-model"]
-    assert [k.name for k in _children(otel, steps[2])] == ["chat fake-model"]
+    assert [k.name for k in otel.children(vote)] == ["chat fake-model"]
+    assert [k.name for k in otel.children(steps[2])] == ["chat fake-model"]
 
 
 def test_failed_chain_step_span_records_the_error(otel: Otel) -> None:
@@ -373,7 +307,7 @@ def test_refine_rounds_are_spans(otel: Otel) -> None:
     refine.run(pk.LLM(FakeBackend(lambda r: "text")), input="q")
     rounds = otel.named("promptkit.refine.round")
     assert [r.attributes["promptkit.round"] for r in rounds] == [1, 2]  # type: ignore[index]
-    assert all(len(_children(otel, r)) == 2 for r in rounds)  # critique + revise
+    assert all(len(otel.children(r)) == 2 for r in rounds)  # critique + revise
 
 
 def test_batch_and_evaluation_spans_carry_cost(otel: Otel) -> None:
@@ -384,7 +318,7 @@ def test_batch_and_evaluation_spans_carry_cost(otel: Otel) -> None:
     (batch,) = otel.named("promptkit.batch")
     assert batch.attributes["promptkit.batch.ok"] == 3  # type: ignore[index]
     assert batch.attributes["promptkit.cost_usd"] == result.summary.cost  # type: ignore[index]
-    assert len(_children(otel, batch)) == 3
+    assert len(otel.children(batch)) == 3
     report = pk.evaluate(
         {"zs": pk.ZeroShot(instruction="Add.")},
         [{"question": "2+2?", "answer": 4}],
@@ -416,11 +350,7 @@ def test_import_does_not_import_opentelemetry_and_no_sdk_costs_nothing() -> None
         "assert t.observe_request(llm, pk.Request(prompt='q')) is None\n"
         "print('ok')\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    runs_fresh(code)
 
 
 # --------------------------------------------------------------------------- hooks, logging

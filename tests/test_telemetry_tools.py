@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +16,7 @@ import pytest
 pytest.importorskip("opentelemetry.sdk")
 
 from opentelemetry import trace
-from otel_sdk import Otel, installed
+from otel_sdk import Otel, installed, runs_fresh
 
 import promptkit as pk
 from promptkit import LLM, FakeBackend, ToolCall
@@ -230,8 +228,4 @@ def test_no_sdk_no_spans_and_no_opentelemetry_import() -> None:
         "assert asyncio.run(loop.arun(script())).output == 'done'\n"
         "print('ok')\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+    runs_fresh(code)

@@ -430,22 +430,27 @@ class ErrorMapping:
                 "with a longer context.",
                 **kw,
             )
-        if f.refused == ("tools",):
-            brief = _brief(f.message or f.body or "")
-            return FeatureRefusedError(
-                f"{self.name} at {url} refused tool calling ({status}). Server said: "
-                f'"{brief.rstrip(".")}". {tools_fix(brief)} Not retried, and later calls '
-                "with tools on this backend fail at once, without a request.",
-                features=f.refused,
-                reason=brief,
-                **kw,
-            )
         if f.refused:
             brief = _brief(f.message or f.body or "")
+            if f.refused == ("tools",):
+                what, then = (
+                    "tool calling",
+                    (
+                        f"{tools_fix(brief)} Not retried, and later calls with tools on this "
+                        "backend fail at once, without a request."
+                    ),
+                )
+            else:
+                what, then = (
+                    ", ".join(f.refused),
+                    (
+                        "Not retried: LLM calls fall back without it (per on_unsupported) and "
+                        "remember; otherwise leave it out of the request."
+                    ),
+                )
             return FeatureRefusedError(
-                f"{self.name} at {url} refused {', '.join(f.refused)} ({status}). Server "
-                f'said: "{brief.rstrip(".")}". Not retried: LLM calls fall back without it '
-                "(per on_unsupported) and remember; otherwise leave it out of the request.",
+                f"{self.name} at {url} refused {what} ({status}). Server said: "
+                f'"{brief.rstrip(".")}". {then}',
                 features=f.refused,
                 reason=brief,
                 **kw,
