@@ -41,8 +41,6 @@ import json
 import math
 import os
 import resource
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,6 +50,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import header, print_table
+from _loopback import (
+    HttpProtocol,
+    ServerProcess,
+    chat_completion,
+    response,
+    serve_until_stdin_closes,
+)
 
 import promptkit as pk
 from promptkit.batch import BatchResult
@@ -59,29 +64,9 @@ from promptkit.batch import BatchResult
 MODEL = "bench-model"
 REPLY_TEXT = "positive"
 REPLY = json.dumps(
-    {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1_700_000_000,
-        "model": MODEL,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": REPLY_TEXT},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 42, "completion_tokens": 1, "total_tokens": 43},
-    }
+    chat_completion(REPLY_TEXT, model=MODEL, prompt_tokens=42, completion_tokens=1)
 ).encode()
-
-
-def _response(body: bytes, status: str = "200 OK") -> bytes:
-    return (
-        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\n\r\n"
-    ).encode() + body
+_REPLY_BYTES = response(REPLY)
 
 
 # --------------------------------------------------------------------------- the server
@@ -96,120 +81,59 @@ class _Stats:
     last = 0.0
 
 
-class _Protocol(asyncio.Protocol):
-    """HTTP/1.1 keep-alive, just enough for requests with a Content-Length; each reply is
-    written ``latency`` seconds after its request arrived."""
+class _Protocol(HttpProtocol):
+    """Each reply is written ``latency`` seconds after its request arrived."""
 
     def __init__(self, latency: float) -> None:
+        super().__init__()
         self.latency = latency
-        self.buf = b""
-        self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        super().connection_made(transport)
         _Stats.connections += 1
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buf[:end].decode("latin-1").split("\r\n")
-            length = 0
-            for line in head[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-            if len(self.buf) < end + 4 + length:
-                return
-            self.buf = self.buf[end + 4 + length :]
-            method, path, _ = head[0].split(" ", 2)
-            if method == "GET" and path == "/stats":
-                stats = {
-                    "requests": _Stats.requests,
-                    "connections": _Stats.connections,
-                    "peak_in_flight": _Stats.peak_in_flight,
-                    "cpu_ms": int(time.process_time() * 1000),
-                    "first": _Stats.first,
-                    "last": _Stats.last,
-                }
-                self._write(_response(json.dumps(stats).encode()))
-            elif method == "POST" and path == "/window":  # a new timing window
-                _Stats.first = _Stats.last = 0.0
-                self._write(_response(b"{}"))
-            elif method == "POST" and path == "/v1/chat/completions":
-                _Stats.requests += 1
-                _Stats.last = time.time()
-                _Stats.first = _Stats.first or _Stats.last
-                _Stats.in_flight += 1
-                _Stats.peak_in_flight = max(_Stats.peak_in_flight, _Stats.in_flight)
-                asyncio.get_running_loop().call_later(self.latency, self._reply)
-            else:
-                self._write(_response(b"{}", "404 Not Found"))
+    def handle(self, method: str, path: str, body: bytes, close: bool) -> None:
+        if method == "GET" and path == "/stats":
+            stats = {
+                "requests": _Stats.requests,
+                "connections": _Stats.connections,
+                "peak_in_flight": _Stats.peak_in_flight,
+                "cpu_ms": int(time.process_time() * 1000),
+                "first": _Stats.first,
+                "last": _Stats.last,
+            }
+            self.write(response(json.dumps(stats).encode()))
+        elif method == "POST" and path == "/window":  # a new timing window
+            _Stats.first = _Stats.last = 0.0
+            self.write(response(b"{}"))
+        elif method == "POST" and path == "/v1/chat/completions":
+            _Stats.requests += 1
+            _Stats.last = time.time()
+            _Stats.first = _Stats.first or _Stats.last
+            _Stats.in_flight += 1
+            _Stats.peak_in_flight = max(_Stats.peak_in_flight, _Stats.in_flight)
+            asyncio.get_running_loop().call_later(self.latency, self._reply)
+        else:
+            self.write(response(b"{}", "404 Not Found"))
 
     def _reply(self) -> None:
         _Stats.in_flight -= 1
-        self._write(_response(REPLY))
-
-    def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+        self.write(_REPLY_BYTES)
 
 
-def serve(latency: float) -> None:
-    """Run the server until stdin closes; print the port first."""
-
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Protocol(latency), "127.0.0.1", 0, backlog=1024)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await loop.run_in_executor(None, sys.stdin.read)  # until the parent closes stdin
-        server.close()
-
-    asyncio.run(main())
-
-
-class Server:
-    """The server subprocess."""
+class Server(ServerProcess):
+    """The server subprocess (this script with ``--serve``)."""
 
     def __init__(self, latency: float) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--serve", "--latency", str(latency)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        self.port = int(self.proc.stdout.readline())
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        super().__init__([__file__, "--serve", "--latency", str(latency)])
 
     def stats(self) -> dict[str, float]:
-        import httpx
-
-        data: dict[str, float] = httpx.get(f"http://127.0.0.1:{self.port}/stats").json()
+        data: dict[str, float] = self.get_json("/stats")
         return data
 
     def new_window(self) -> None:
         """Forget the first and last request times (``stats()`` then covers what follows)."""
-        import httpx
-
-        httpx.post(f"http://127.0.0.1:{self.port}/window", content=b"")
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.post("/window")
 
 
 # --------------------------------------------------------------------------- the runs
@@ -291,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.latency)
+        serve_until_stdin_closes(lambda: _Protocol(args.latency))
         return 0
 
     n = args.inputs or (256 if args.quick else 1000)

@@ -62,6 +62,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx
 from _harness import bench, fmt_ns, fmt_ratio, header, parse_args, print_table, summarize
+from _loopback import HttpProtocol, chat_completion, response
 from render import INPUT, make_promptkit
 
 import promptkit as pk
@@ -69,86 +70,35 @@ import promptkit as pk
 MODEL = "bench-model"
 REPLY_TEXT = "negative"
 REPLY = json.dumps(
-    {
-        "id": "chatcmpl-bench",
-        "object": "chat.completion",
-        "created": 1_700_000_000,
-        "model": MODEL,
-        "system_fingerprint": None,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": REPLY_TEXT, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 431, "completion_tokens": 1, "total_tokens": 432},
-    }
+    chat_completion(REPLY_TEXT, model=MODEL, prompt_tokens=431, completion_tokens=1)
 ).encode()
-_OK = (
-    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-    b"content-length: " + str(len(REPLY)).encode() + b"\r\n\r\n" + REPLY
-)
-_NOT_FOUND = (
-    b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{}"
-)
+_OK = response(REPLY)
+_NOT_FOUND = response(b"{}", "404 Not Found")
 
 
 # --------------------------------------------------------------------------- the server
 
 
-class _Protocol(asyncio.Protocol):
-    """HTTP/1.1 keep-alive, just enough for POST requests with a Content-Length."""
+class _Protocol(HttpProtocol):
+    """The fixed reply at once; the CPU time spent is added to the server's."""
 
     def __init__(self, server: LoopbackServer) -> None:
+        super().__init__()
         self.server = server
-        self.buf = b""
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def data_received(self, data: bytes) -> None:
         started = time.thread_time_ns()
         try:
-            self._handle(data)
+            super().data_received(data)
         finally:
             self.server.cpu_ns += time.thread_time_ns() - started
 
-    def _handle(self, data: bytes) -> None:
-        self.buf += data
-        while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buf[:end].decode("latin-1")
-            lines = head.split("\r\n")
-            length = 0
-            close = False
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                name = name.strip().lower()
-                if name == "content-length":
-                    length = int(value)
-                elif name == "connection" and value.strip().lower() == "close":
-                    close = True
-            total = end + 4 + length
-            if len(self.buf) < total:
-                return
-            self.buf = self.buf[total:]
-            method, path, _ = lines[0].split(" ", 2)
-            ok = method == "POST" and path == "/v1/chat/completions"
-            self.server.requests += 1
-            assert self.transport is not None
-            self.transport.write(_OK if ok else _NOT_FOUND)
-            if close:
-                self.transport.close()
-                return
+    def handle(self, method: str, path: str, body: bytes, close: bool) -> None:
+        ok = method == "POST" and path == "/v1/chat/completions"
+        self.server.requests += 1
+        self.write(_OK if ok else _NOT_FOUND)
+        if close and self.transport is not None:
+            self.transport.close()
 
 
 class LoopbackServer:

@@ -45,6 +45,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import fmt_ns, fmt_ratio, header, parse_args, print_table
+from _loopback import HttpProtocol, chat_completion, response
 
 import promptkit as pk
 from promptkit._client import LLM
@@ -106,74 +107,51 @@ class LoopbackServer:
         return int(httpx.get(f"{self.base_url}/stats", timeout=5).json()["requests"])
 
 
-def _serve(latency: float, honours_n: bool, conn: Any) -> None:
+class _Protocol(HttpProtocol):
+    """Chat replies after the latency (``n`` choices when ``honours_n``); ``/stats`` and
+    ``/models`` at once."""
+
     served = 0
 
-    async def route(method: str, path: str, body: bytes) -> tuple[str, Any]:
-        nonlocal served
+    def __init__(self, latency: float, honours_n: bool) -> None:
+        super().__init__()
+        self.latency = latency
+        self.honours_n = honours_n
+
+    def handle(self, method: str, path: str, body: bytes, close: bool) -> None:
         if method == "POST" and path.endswith("/chat/completions"):
-            served += 1
-            request = json.loads(body)
-            n = int(request.get("n", 1)) if honours_n else 1
-            seed = int(request.get("seed", 0))
-            await asyncio.sleep(latency)
-            choices = [
-                {
-                    "index": i,
-                    "message": {
-                        "role": "assistant",
-                        "content": "6 pens x 7 sheep. The answer is "
-                        f"{41 if (seed + i) % 4 == 0 else 42}.",
-                    },
-                    "finish_reason": "stop",
-                }
-                for i in range(n)
-            ]
-            return "200 OK", {
-                "id": "cmpl-bench",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": request.get("model", "bench"),
-                "choices": choices,
-                "usage": {
-                    "prompt_tokens": 30,
-                    "completion_tokens": 12 * n,
-                    "total_tokens": 30 + 12 * n,
-                },
-            }
+            _Protocol.served += 1
+            reply = self._chat(json.loads(body))
+            self.write_later(self.latency, response(json.dumps(reply).encode()))
+            return
         if method == "GET" and path.endswith("/stats"):
-            return "200 OK", {"requests": served}
-        if method == "GET" and path.endswith("/models"):
-            return "200 OK", {"object": "list", "data": [{"id": "bench", "object": "model"}]}
-        return "404 Not Found", {"error": {"message": f"no route {method} {path}"}}
+            status, payload = "200 OK", {"requests": _Protocol.served}
+        elif method == "GET" and path.endswith("/models"):
+            status, payload = (
+                "200 OK",
+                {"object": "list", "data": [{"id": "bench", "object": "model"}]},
+            )
+        else:
+            status, payload = "404 Not Found", {"error": {"message": f"no route {method} {path}"}}
+        self.write(response(json.dumps(payload).encode(), status))
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                length = 0
-                for line in lines[1:]:
-                    key, _, value = line.partition(":")
-                    if key.strip().lower() == "content-length":
-                        length = int(value)
-                body = await reader.readexactly(length)
-                status, payload = await route(method, path, body)
-                data = json.dumps(payload).encode()
-                writer.write(
-                    f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(data)}\r\nConnection: keep-alive\r\n\r\n".encode()
-                    + data
-                )
-                await writer.drain()
-        except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
+    def _chat(self, request: dict[str, Any]) -> dict[str, Any]:
+        n = int(request.get("n", 1)) if self.honours_n else 1
+        seed = int(request.get("seed", 0))
+        answers = [
+            f"6 pens x 7 sheep. The answer is {41 if (seed + i) % 4 == 0 else 42}."
+            for i in range(n)
+        ]
+        model = str(request.get("model", "bench"))
+        return chat_completion(answers, model=model, prompt_tokens=30, completion_tokens=12 * n)
 
+
+def _serve(latency: float, honours_n: bool, conn: Any) -> None:
     async def main() -> None:
-        server = await asyncio.start_server(handle, "127.0.0.1", 0, backlog=256)
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: _Protocol(latency, honours_n), "127.0.0.1", 0, backlog=256
+        )
         conn.send(server.sockets[0].getsockname()[1])
         async with server:
             await server.serve_forever()

@@ -9,7 +9,19 @@ The file is the prompt's ``model_dump`` plus a ``technique`` key naming its clas
       - {input: I loved it, output: positive}
       - {input: It broke after a day, output: negative}
 
-``.prompty`` files are read by :mod:`promptkit.prompty`; :func:`load_prompt` dispatches to it.
+Images, audio and documents in a prompt file (an example's input, a document's media, a
+history message's parts) are written as part dicts; a relative ``path`` in one is taken from
+the prompt file's folder, not from the current directory, so the file loads the same
+wherever Python was started::
+
+    examples:
+      - input: {photo: {type: image, path: shapes/square.png}}   # beside classify.yaml
+        output: square
+
+:func:`save_prompt` writes a path relative to the new file's folder when the media lies
+inside it, absolute otherwise. ``.prompty`` files are read by :mod:`promptkit.prompty`
+(their markdown images are taken from the ``.prompty`` file's folder too);
+:func:`load_prompt` dispatches to it.
 """
 
 from __future__ import annotations
@@ -19,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigurationError, PromptError
-from ._media import media_from_value
+from ._media import media_from_value, paths_from, paths_saved_to
 from .prompts import (
     ChainOfThought,
     Context,
@@ -66,25 +78,36 @@ def _yaml() -> Any:
     return yaml
 
 
-def prompt_to_dict(prompt: Prompt) -> dict[str, Any]:
+def prompt_to_dict(prompt: Prompt, *, folder: str | Path | None = None) -> dict[str, Any]:
     """The prompt as plain data with its ``technique``; only fields that differ from the
-    defaults are kept, so files stay short.
+    defaults are kept, so files stay short. With ``folder`` (where the data will be saved),
+    media paths are written as a file there must hold them (see the module docs).
 
     >>> prompt_to_dict(ZeroShot(instruction="Translate to French."))
     {'technique': 'ZeroShot', 'instruction': 'Translate to French.'}
     """
+    if folder is not None:
+        with paths_saved_to(folder):
+            return prompt_to_dict(prompt)
     data = prompt.model_dump(mode="json", exclude_defaults=True)
     if data.get("inputs") is None:
         data.pop("inputs", None)  # its JSON serializer defeats exclude_defaults
     return {"technique": type(prompt).__name__, **data}
 
 
-def prompt_from_dict(data: dict[str, Any], *, where: str = "prompt data") -> Prompt:
-    """Build a prompt from :func:`prompt_to_dict`'s form.
+def prompt_from_dict(
+    data: dict[str, Any], *, where: str = "prompt data", base_dir: str | Path | None = None
+) -> Prompt:
+    """Build a prompt from :func:`prompt_to_dict`'s form. ``base_dir`` is the folder of the
+    file the data was read from: relative media paths in it are taken from there (without
+    it, from the current directory).
 
     >>> prompt_from_dict({"technique": "Role", "role": "a chef"}).render(input="Hi")[0].content
     'You are a chef.'
     """
+    if base_dir is not None:
+        with paths_from(base_dir, where):
+            return prompt_from_dict(data, where=where)
     if not isinstance(data, dict):
         raise PromptError(f"{where}: expected a mapping with a 'technique' key.")
     fields = dict(data)
@@ -139,7 +162,7 @@ def load_prompt(path: str | Path) -> PromptBase:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
             raise PromptError(f"{p}: invalid YAML: {exc}.") from None
-    return prompt_from_dict(data, where=str(p))
+    return prompt_from_dict(data, where=str(p), base_dir=p.parent)
 
 
 def save_prompt(prompt: PromptBase, path: str | Path) -> Path:
@@ -156,7 +179,7 @@ def save_prompt(prompt: PromptBase, path: str | Path) -> Path:
             f"{p}: a {type(prompt).__name__} can be saved as .prompty only; .json and .yaml "
             "hold technique prompts (FewShot, ChainOfThought, ...)."
         )
-    data = prompt_to_dict(prompt)
+    data = prompt_to_dict(prompt, folder=p.parent)
     if suffix == ".json":
         text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     elif suffix in (".yaml", ".yml"):

@@ -17,8 +17,14 @@ Rules:
 - A URL (``http://``/``https://``) is passed through to the backend as is; promptkit never
   fetches anything. A ``data:`` URL is decoded into bytes (and checked like bytes).
 - A local path is read lazily, once, on first use (building a request body or a cache key),
-  and the bytes are kept. An unreadable file, a media type that does not match the bytes, or
-  a part over its size limit raise :class:`~promptkit.MediaError` naming the file and the fix.
+  and the bytes are kept. A relative path given in code is taken from the current
+  directory; one written in a file (a JSON/YAML prompt file, a ``.prompty`` file, a JSONL
+  dataset, an evaluation or optimisation config) is taken from that file's folder, so the
+  file works wherever Python was started. Saving a prompt writes each path relative to the
+  new file's folder when it lies inside it, and absolute otherwise. An unreadable file, a
+  media type that does not match the bytes, or a part over its size limit raise
+  :class:`~promptkit.MediaError` naming the file (a missing one: the path tried, and what a
+  relative path was taken from) and the fix.
 - The media type is sniffed from the bytes' magic numbers (PNG, JPEG, GIF, WebP; WAV, MP3;
   PDF); a declared ``media_type`` that contradicts them is an error.
 - Bytes are summarised in reprs (length and a hash prefix) and are never dumped into a
@@ -34,7 +40,9 @@ import binascii
 import hashlib
 import mimetypes
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
@@ -76,6 +84,11 @@ MAX_AUDIO_BYTES = 25 * 1024 * 1024
 MAX_FILE_BYTES = 32 * 1024 * 1024
 
 _READ_LOCK = threading.Lock()
+#: While a file is read: (its folder, what to call the file); relative media paths in it
+#: are taken from that folder (see :func:`paths_from`).
+_FILE_BASE: ContextVar[tuple[Path, str] | None] = ContextVar("_FILE_BASE", default=None)
+#: While a prompt is saved: the new file's folder (see :func:`paths_saved_to`).
+_SAVE_DIR: ContextVar[Path | None] = ContextVar("_SAVE_DIR", default=None)
 _IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _AUDIO_FORMATS = {"wav": "audio/wav", "mp3": "audio/mpeg"}
 
@@ -151,6 +164,8 @@ class _Media(BaseModel):
     max_bytes: int | None = None
 
     _bytes: bytes | None = PrivateAttr(default=None)
+    #: A path written relative in a file: (as written, the file, the folder it is taken from)
+    _written: tuple[str, str, Path] | None = PrivateAttr(default=None)
     _kind: ClassVar[str] = "file"
     _default_limit: ClassVar[int] = MAX_FILE_BYTES
 
@@ -180,6 +195,17 @@ class _Media(BaseModel):
                 raise MediaError("data= given as text must be base64.") from None
         return value
 
+    @field_serializer("path", when_used="json-unless-none")
+    def _path_saved(self, value: Path) -> str:
+        folder = _SAVE_DIR.get()
+        if folder is None:
+            return str(value)
+        full = Path.cwd() / value.expanduser()  # a relative path given in code: the cwd's
+        try:
+            return full.relative_to(folder).as_posix()  # beside the file: stays portable
+        except ValueError:
+            return str(full)
+
     @field_serializer("data", when_used="json-unless-none")
     def _data_b64(self, value: bytes) -> str:
         return base64.b64encode(value).decode("ascii")
@@ -199,6 +225,12 @@ class _Media(BaseModel):
         if self.data is not None:
             object.__setattr__(self, "media_type", self._checked(self.data, "the bytes given"))
             self._bytes = self.data
+        origin = _FILE_BASE.get()  # inside paths_from(): a relative path is the file's
+        path = self.path
+        if origin is not None and path is not None and not path.expanduser().is_absolute():
+            folder, where = origin
+            self._written = (str(path), where, folder)
+            object.__setattr__(self, "path", folder / path)
 
     # ------------------------------------------------------------------ bytes
 
@@ -259,17 +291,29 @@ class _Media(BaseModel):
 
     def _read_file(self, path: Path) -> bytes:
         try:
-            data = path.read_bytes()
+            data = path.expanduser().read_bytes()
         except OSError as exc:
             raise MediaError(
-                f"Cannot read the {self._kind} file {str(self.path)!r}: {exc.strerror or exc}. "
-                "Check the path (relative paths are taken from the current directory)."
+                f"Cannot read the {self._kind} file {self._whence(path)}: "
+                f"{exc.strerror or exc}. Check the path: a relative path written in a file is "
+                "taken from that file's folder, one given in code from the current directory."
             ) from None
         mt = self._checked(data, f"file {str(self.path)!r}")
         if self.media_type != mt:
             object.__setattr__(self, "media_type", mt)
         self._bytes = data
         return data
+
+    def _whence(self, path: Path) -> str:
+        """The path read, and what a relative one was taken from."""
+        if self._written is not None:
+            written, where, folder = self._written
+            return f"{str(path)!r} ({written!r} in {where}, taken from {str(folder)!r})"
+        full = path.expanduser()
+        if full.is_absolute():
+            return repr(str(full))
+        return (f"{str(Path.cwd() / full)!r} ({str(path)!r} given in code, taken from the "
+                "current directory)")
 
     def resolved_media_type(self) -> str | None:
         """The media type (reads a local file first); ``None`` for a URL without one."""
@@ -503,6 +547,35 @@ def File(
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+@contextmanager
+def paths_from(folder: str | Path, where: str) -> Iterator[None]:
+    """Within the block, media parts built with a relative path take it from ``folder``
+    (the folder of the file ``where`` being loaded) instead of the current directory.
+
+    >>> with paths_from("/data/prompts", "/data/prompts/p.yaml"):
+    ...     part = Image("img.png")
+    >>> part.path.as_posix()
+    '/data/prompts/img.png'
+    """
+    token = _FILE_BASE.set((Path(folder).expanduser().resolve(), where))
+    try:
+        yield
+    finally:
+        _FILE_BASE.reset(token)
+
+
+@contextmanager
+def paths_saved_to(folder: str | Path) -> Iterator[None]:
+    """Within the block, media paths serialise (``model_dump(mode="json")``) as a file in
+    ``folder`` must write them to reach the same file: relative to ``folder`` when inside
+    it, absolute otherwise."""
+    token = _SAVE_DIR.set(Path(folder).expanduser().resolve())
+    try:
+        yield
+    finally:
+        _SAVE_DIR.reset(token)
 
 
 def as_parts(items: Iterable[Any]) -> tuple[Any, ...]:

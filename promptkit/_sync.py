@@ -7,6 +7,8 @@ has hand-written twins. Two helpers cover what is left:
 - :func:`run_sync` runs an async entry point (``aevaluate``, ``arun_batch``, ...) from
   sync code, and refuses, with a typed error naming the async twin, inside a running event
   loop (a notebook, an async app), where ``asyncio.run`` would fail obscurely.
+  :func:`blocking_twin` makes such a blocking entry (``evaluate``, ``optimize``,
+  ``run_batch``) from its async one, so the parameter list is written once.
 - :func:`run_jobs` runs sync jobs concurrently (emulated ``n``, embedding batches, a
   strategy's calls) on one shared thread pool, at most ``limit`` at once, results in
   order. The calling thread runs jobs too, so nested fan-outs (a strategy's calls, each
@@ -18,17 +20,19 @@ has hand-written twins. Two helpers cover what is left:
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import threading
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine, Iterable, Mapping, Sequence
+from typing import Any, ParamSpec, TypeVar
 
 from ._errors import ConfigurationError
 
-__all__ = ["in_running_loop", "refuse_running_loop", "run_jobs", "run_sync"]
+__all__ = ["blocking_twin", "in_running_loop", "refuse_running_loop", "run_jobs", "run_sync"]
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 def in_running_loop() -> bool:
@@ -68,6 +72,71 @@ def refuse_running_loop(*, what: str, instead: str) -> None:
             f"{what} cannot run inside a running event loop (a notebook or async code): "
             f"use `{instead}` there instead."
         )
+
+
+def blocking_twin(
+    afn: Callable[P, Coroutine[Any, Any, T]],
+    *,
+    instead: str,
+    what: str | None = None,
+    closing: Callable[[Mapping[str, Any]], Iterable[Any]] | None = None,
+) -> Callable[[Callable[..., T]], Callable[P, T]]:
+    """Make the decorated stub the blocking entry to ``afn``: the stub gives the name and
+    the docstring, ``afn`` the parameters (for type checkers through ``P``, and for
+    ``inspect.signature``/``help()``), so the parameter list is written once.
+
+    The entry refuses a running event loop (:func:`run_sync`: ``what`` cannot run there,
+    use ``instead``; ``what`` defaults to ``"<name>()"``) and runs ``afn`` under
+    ``asyncio.run``; then it closes the async HTTP clients of the LLMs that ``closing``
+    picks from the call's arguments (defaults applied), which are bound to the loop that
+    ends with the call.
+
+    >>> async def atwice(x: int, *, times: int = 2) -> int:
+    ...     return x * times
+    >>> @blocking_twin(atwice, instead="await atwice(...)")
+    ... def twice(*args: Any, **kwargs: Any) -> int:
+    ...     \"\"\"Double ``x``.\"\"\"
+    ...     raise AssertionError("never called: blocking_twin runs atwice")
+    >>> twice(21), twice.__name__, list(inspect.signature(twice).parameters)
+    (42, 'twice', ['x', 'times'])
+    """
+    signature = inspect.signature(afn)
+
+    def decorate(stub: Callable[..., T]) -> Callable[P, T]:
+        label = what or f"{stub.__name__}()"
+
+        def entry(*args: P.args, **kwargs: P.kwargs) -> T:
+            refuse_running_loop(what=label, instead=instead)
+            if closing is None:
+                return run_sync(lambda: afn(*args, **kwargs), what=label, instead=instead)
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError as exc:  # as a call of the entry itself would say it
+                raise TypeError(f"{stub.__name__}() {exc}") from None
+            bound.apply_defaults()
+            llms = [llm for llm in closing(bound.arguments) if llm is not None]
+
+            async def main() -> T:
+                from .batch._api import close_async_client
+
+                try:
+                    return await afn(*args, **kwargs)
+                finally:
+                    for llm in llms:
+                        await close_async_client(llm)
+
+            return run_sync(main, what=label, instead=instead)
+
+        entry.__module__ = stub.__module__  # doctest finds the stub's examples there
+        entry.__name__ = stub.__name__
+        entry.__qualname__ = stub.__qualname__
+        entry.__doc__ = stub.__doc__
+        entry.__annotations__ = dict(afn.__annotations__)
+        entry.__wrapped__ = afn  # type: ignore[attr-defined]  # get_type_hints: afn's globals
+        entry.__signature__ = signature  # type: ignore[attr-defined]
+        return entry
+
+    return decorate
 
 
 class _SharedPool:

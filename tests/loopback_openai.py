@@ -20,22 +20,25 @@ and ``POST /reset`` clears them. Run: ``python tests/loopback_openai.py --latenc
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
+
+# the HTTP plumbing is the benchmarks' loopback server's (benchmarks/_loopback.py)
+sys.path.append(str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+from _loopback import (
+    HttpProtocol,
+    ServerProcess,
+    chat_completion,
+    response,
+    serve_until_stdin_closes,
+)
 
 _LOG: dict[str, list[Any]] = {"times": [], "statuses": []}
 _CONTROL: dict[str, float] = {"rate_limit_next": 0, "rate_limit_at": -1, "retry_after": 1.0}
-
-
-def _response(body: bytes, status: str = "200 OK", extra: str = "") -> bytes:
-    return (
-        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{extra}"
-        f"content-length: {len(body)}\r\n\r\n"
-    ).encode() + body
 
 
 def _reply(request: dict[str, Any]) -> tuple[str, bytes, str]:
@@ -55,137 +58,54 @@ def _reply(request: dict[str, Any]) -> tuple[str, bytes, str]:
     else:
         content = f"echo: {last}"
     prompt_tokens = sum(len(str(m.get("content", ""))) for m in messages) // 4 + 1
-    body = {
-        "id": "chatcmpl-loopback",
-        "object": "chat.completion",
-        "created": 1_700_000_000,
-        "model": request.get("model", "loopback"),
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {
-            "prompt_tokens": prompt_tokens,
-            "completion_tokens": 3,
-            "total_tokens": prompt_tokens + 3,
-        },
-    }
+    model = str(request.get("model", "loopback"))
+    body = chat_completion(content, model=model, prompt_tokens=prompt_tokens, completion_tokens=3)
     return "200 OK", json.dumps(body).encode(), ""
 
 
-class _Protocol(asyncio.Protocol):
+class _Protocol(HttpProtocol):
     def __init__(self, latency: float) -> None:
+        super().__init__()
         self.latency = latency
-        self.buf = b""
-        self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.buf += data
-        while True:
-            end = self.buf.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buf[:end].decode("latin-1").split("\r\n")
-            length = 0
-            for line in head[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-            if len(self.buf) < end + 4 + length:
-                return
-            body = self.buf[end + 4 : end + 4 + length]
-            self.buf = self.buf[end + 4 + length :]
-            method, path, _ = head[0].split(" ", 2)
-            self._handle(method, path, body)
-
-    def _handle(self, method: str, path: str, body: bytes) -> None:
+    def handle(self, method: str, path: str, body: bytes, close: bool) -> None:
         if method == "GET" and path == "/stats":
-            self._write(_response(json.dumps(_LOG).encode()))
+            self.write(response(json.dumps(_LOG).encode()))
         elif method == "POST" and path == "/reset":
             _LOG["times"].clear()
             _LOG["statuses"].clear()
-            self._write(_response(b"{}"))
+            self.write(response(b"{}"))
         elif method == "POST" and path == "/control":
             _CONTROL.update(json.loads(body))
-            self._write(_response(b"{}"))
+            self.write(response(b"{}"))
         elif method == "POST" and path == "/v1/chat/completions":
             _LOG["times"].append(time.time())
             status, payload, extra = _reply(json.loads(body))
             _LOG["statuses"].append(int(status.split()[0]))
-            data = _response(payload, status, extra)
-            asyncio.get_running_loop().call_later(self.latency, self._write, data)
+            self.write_later(self.latency, response(payload, status, extra))
         else:
-            self._write(_response(b"{}", "404 Not Found"))
-
-    def _write(self, data: bytes) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(data)
+            self.write(response(b"{}", "404 Not Found"))
 
 
-def serve(latency: float) -> None:
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        server = await loop.create_server(lambda: _Protocol(latency), "127.0.0.1", 0, backlog=1024)
-        print(server.sockets[0].getsockname()[1], flush=True)
-        await loop.run_in_executor(None, sys.stdin.read)
-        server.close()
-
-    asyncio.run(main())
-
-
-class LoopbackServer:
+class LoopbackServer(ServerProcess):
     """The server in a subprocess; ``base_url`` for ``connect("openai", base_url=...)``."""
 
     def __init__(self, latency: float = 0.05) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, __file__, "--latency", str(latency)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.proc.stdout is not None
-        self.port = int(self.proc.stdout.readline())
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
-
-    def _url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        super().__init__([__file__, "--latency", str(latency)])
 
     def stats(self) -> dict[str, list[Any]]:
-        import httpx
-
-        data: dict[str, list[Any]] = httpx.get(self._url("/stats")).json()
+        data: dict[str, list[Any]] = self.get_json("/stats")
         return data
 
     def reset(self) -> None:
-        import httpx
-
-        httpx.post(self._url("/reset"), content=b"")
+        self.post("/reset")
 
     def control(self, **settings: float) -> None:
-        import httpx
-
-        httpx.post(self._url("/control"), json=settings)
-
-    def close(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.close()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        self.post("/control", json=settings)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=float, default=0.05)
-    serve(parser.parse_args().latency)
+    latency = parser.parse_args().latency
+    serve_until_stdin_closes(lambda: _Protocol(latency))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,135 @@ def test_prompty_through_the_same_functions(tmp_path: Path) -> None:
     assert loaded.render(input="c") == p.render(input="c")
     with pytest.raises(pk.PromptError, match=r"can be saved as \.prompty only"):
         save_prompt(loaded, tmp_path / "x.json")
+
+
+# ------------------------------------------------------------- media paths in prompt files
+
+PNG = bytes.fromhex("89504e470d0a1a0a") + bytes(16)
+WAV = b"RIFF" + bytes(4) + b"WAVEfmt " + bytes(8)
+
+MEDIA_YAML = """\
+technique: Context
+template: "{{ photo }}"
+examples:
+  - input: {photo: {type: image, path: img.png}}
+    output: a square
+documents:
+  - id: kb-1
+    text: A scanned page.
+    media: [{type: image, path: pages/p1.png}]
+history:
+  - role: user
+    content: [{type: text, text: Listen}, {type: audio, path: clip.wav}]
+  - {role: assistant, content: ok}
+"""
+
+
+def _media_paths(p: pk.PromptBase) -> list[Path]:
+    assert isinstance(p, pk.Prompt)
+    parts = [p.examples[0].input["photo"], *p.documents[0].media, p.history[0].content[1]]
+    return [part.path for part in parts]  # type: ignore[union-attr]
+
+
+def test_relative_media_paths_in_a_prompt_file_are_taken_from_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "prompts"
+    (folder / "pages").mkdir(parents=True)
+    (folder / "img.png").write_bytes(PNG)
+    (folder / "pages" / "p1.png").write_bytes(PNG + b"\x01")
+    (folder / "clip.wav").write_bytes(WAV)
+    f = folder / "scan.yaml"
+    f.write_text(MEDIA_YAML, encoding="utf-8")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # Python started somewhere else: the file still works
+    for loaded in (load_prompt(f), load_prompt(Path("..") / "prompts" / "scan.yaml")):
+        assert _media_paths(loaded) == [
+            folder / "img.png", folder / "pages" / "p1.png", folder / "clip.wav"
+        ]
+        assert isinstance(loaded, pk.Prompt)
+        assert loaded.examples[0].input["photo"].read() == PNG
+        assert loaded.history[0].content[1].read() == WAV  # type: ignore[union-attr]
+        assert loaded.documents[0].media[0].read() == PNG + b"\x01"
+        last = loaded.render(photo=pk.Image(PNG))[-1].content  # the page is sent from there
+        assert next(part.read() for part in last if isinstance(part, pk.ImagePart)) == (
+            PNG + b"\x01"
+        )
+    # absolute paths, URLs and data: URIs are unchanged; a path given in code keeps the cwd
+    absolute = str(folder / "img.png")
+    data_url = "data:image/png;base64," + base64.b64encode(PNG).decode()
+    given = {"a": {"type": "image", "path": absolute},
+             "u": {"type": "image", "url": "https://x.test/a.png"},
+             "d": {"type": "image", "url": data_url}}
+    p = prompt_from_dict(
+        {"technique": "FewShot", "template": "{{ a }}{{ u }}{{ d }}",
+         "examples": [{"input": given, "output": "x"}]},
+        base_dir=tmp_path / "other",
+    )
+    assert p.examples[0].input["a"].path == Path(absolute)
+    assert p.examples[0].input["u"].url == "https://x.test/a.png"
+    assert p.examples[0].input["d"].url == data_url
+    assert pk.Image("img.png").path == Path("img.png")
+
+
+def test_a_missing_media_file_names_the_path_read_and_what_it_was_relative_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = tmp_path / "scan.yaml"
+    f.write_text(MEDIA_YAML, encoding="utf-8")
+    monkeypatch.chdir(tmp_path.parent)
+    loaded = load_prompt(f)
+    assert isinstance(loaded, pk.Prompt)
+    with pytest.raises(pk.MediaError) as err:
+        loaded.examples[0].input["photo"].read()
+    message = str(err.value)
+    assert repr(str(tmp_path / "img.png")) in message  # the path it tried
+    assert f"'img.png' in {f}" in message and repr(str(tmp_path)) in message
+    assert "taken from that file's folder" in message
+    # a relative path given in code: the resolved path, and the current directory
+    with pytest.raises(pk.MediaError, match="current directory") as err:
+        pk.Image("nope/x.png").read()
+    assert repr(str(tmp_path.parent / "nope" / "x.png")) in str(err.value)
+
+
+def test_media_paths_in_inline_config_prompts_are_taken_from_the_config_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptkit.evaluation._config import load_config
+
+    (tmp_path / "img.png").write_bytes(PNG)
+    (tmp_path / "data.jsonl").write_text('{"photo": "x", "expected": "a square"}\n')
+    (tmp_path / "eval.toml").write_text(
+        'dataset = "data.jsonl"\n'
+        '[variants.shots]\ntechnique = "FewShot"\ntemplate = "{{ photo }}"\n'
+        '[[variants.shots.examples]]\noutput = "a square"\n'
+        'input = {photo = {type = "image", path = "img.png"}}\n'
+    )
+    monkeypatch.chdir(tmp_path.parent)
+    config = load_config(tmp_path / "eval.toml")
+    prompt = config.variants["shots"].prompt
+    assert isinstance(prompt, pk.Prompt)
+    assert prompt.examples[0].input["photo"].read() == PNG
+
+
+def test_prompty_images_are_taken_from_the_prompty_folder_and_errors_say_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    f = tmp_path / "look.prompty"
+    f.write_text(
+        "---\nname: look\nmodel:\n  api: chat\n---\nuser:\nLook ![a cat](img/cat.png) here\n",
+        "utf-8",
+    )
+    monkeypatch.chdir(tmp_path.parent)
+    content = load_prompt(f).render()[0].content
+    assert isinstance(content, tuple)
+    image = content[1]
+    assert isinstance(image, pk.ImagePart) and image.path == tmp_path / "img" / "cat.png"
+    with pytest.raises(pk.MediaError) as err:
+        image.read()
+    assert repr(str(tmp_path / "img" / "cat.png")) in str(err.value)
+    assert "'img/cat.png' in the .prompty 'look'" in str(err.value)
+    (tmp_path / "img").mkdir()
+    (tmp_path / "img" / "cat.png").write_bytes(PNG)
+    assert load_prompt(f).render()[0].content[1].read() == PNG  # type: ignore[union-attr]

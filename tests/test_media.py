@@ -205,27 +205,43 @@ def test_render_text_refuses_parts() -> None:
 
 
 @pytest.mark.parametrize("ext", ["json", "yaml"])
-def test_prompt_files_round_trip_parts(tmp_path: Path, ext: str) -> None:
-    p = pk.FewShot(
-        instruction="Name the shape.",
-        template="{{ photo }}",
-        examples=[
-            pk.Example(input={"photo": pk.Image(PNG)}, output="square"),
-            pk.Example(input={"photo": pk.Image("https://x.test/a.png", detail="low")},
-                       output="circle"),
-            pk.Example(input={"photo": pk.Image("shapes/tri.png")}, output="triangle"),
-        ],
-        history=[Message.user(["Earlier:", pk.Audio(WAV)]), Message.assistant("ok")],
-    )
-    f = tmp_path / f"p.{ext}"
+def test_prompt_files_round_trip_parts(
+    tmp_path: Path, ext: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+
+    def prompt(tri: pk.ImagePart, beside: pk.ImagePart) -> pk.FewShot:
+        return pk.FewShot(
+            instruction="Name the shape.",
+            template="{{ photo }}",
+            examples=[
+                pk.Example(input={"photo": pk.Image(PNG)}, output="square"),
+                pk.Example(input={"photo": pk.Image("https://x.test/a.png", detail="low")},
+                           output="circle"),
+                pk.Example(input={"photo": tri}, output="triangle"),
+                pk.Example(input={"photo": beside}, output="star"),
+            ],
+            history=[Message.user(["Earlier:", pk.Audio(WAV)]), Message.assistant("ok")],
+        )
+
+    # paths given in code are taken from the cwd (tmp_path)
+    p = prompt(pk.Image("shapes/tri.png"), pk.Image("prompts/img/star.png"))
+    f = tmp_path / "prompts" / f"p.{ext}"
+    f.parent.mkdir()
     pk.save_prompt(p, f)
     text = f.read_text()
-    assert base64.b64encode(PNG).decode() in text and "shapes/tri.png" in text
-    assert "\\x89" not in text
+    assert base64.b64encode(PNG).decode() in text
+    assert "\x89" not in text
+    # outside the file's folder: absolute; inside it: relative to it, so the folder can move
+    assert str(tmp_path / "shapes" / "tri.png") in text
+    assert "img/star.png" in text and "prompts/img" not in text
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
     q = pk.load_prompt(f)
-    assert q == p
-    assert isinstance(q.examples[2].input["photo"], pk.ImagePart)
-    assert q.examples[2].input["photo"].path == Path("shapes/tri.png")  # not read
+    # the same files as before, now whatever the cwd
+    assert q == prompt(pk.Image(tmp_path / "shapes" / "tri.png"),
+                       pk.Image(tmp_path / "prompts" / "img" / "star.png"))
+    assert isinstance(q.examples[2].input["photo"], pk.ImagePart)  # not read
 
 
 def test_part_dicts_become_parts_in_example_inputs_of_prompt_files() -> None:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._errors import ConfigurationError, InputValidationError
 from .._params import SamplingParams
-from .._sync import refuse_running_loop, run_sync
+from .._sync import blocking_twin
 from ._limits import Clock, RealClock
 from ._results import BatchResult
 from ._workers import _Run
@@ -115,23 +115,8 @@ async def arun_batch(
     return await run.run()
 
 
-def run_batch(
-    prompt: PromptBase,
-    llm: LLM,
-    inputs: Iterable[Mapping[str, Any]],
-    *,
-    params: SamplingParams | None = None,
-    concurrency: int = 8,
-    rpm: float | None = None,
-    tpm: float | None = None,
-    out: str | os.PathLike[str] | None = None,
-    progress: bool | None = None,
-    max_rate_limit_retries: int = 5,
-    retry_failed: bool = False,
-    fsync_interval: float = 1.0,
-    collect: bool = True,
-    clock: Clock | None = None,
-) -> BatchResult:
+@blocking_twin(arun_batch, what=_WHAT, instead=_INSTEAD, closing=lambda args: (args["llm"],))
+def run_batch(*args: Any, **kwargs: Any) -> BatchResult:
     """Run ``prompt`` over ``inputs`` (dicts of variables); results in input order.
 
     - ``params``: sampling parameters for every call (over the prompt's own).
@@ -161,31 +146,7 @@ def run_batch(
     Called inside a running event loop (a notebook, an async app) it raises
     :class:`~promptkit.ConfigurationError`: use ``await prompt.abatch(...)`` there.
     """
-    refuse_running_loop(what=_WHAT, instead=_INSTEAD)
-    check_options(prompt, inputs, concurrency, rpm, tpm, max_rate_limit_retries, fsync_interval)
-
-    async def main() -> BatchResult:
-        try:
-            return await arun_batch(
-                prompt,
-                llm,
-                inputs,
-                params=params,
-                concurrency=concurrency,
-                rpm=rpm,
-                tpm=tpm,
-                out=out,
-                progress=progress,
-                max_rate_limit_retries=max_rate_limit_retries,
-                retry_failed=retry_failed,
-                fsync_interval=fsync_interval,
-                collect=collect,
-                clock=clock,
-            )
-        finally:
-            await close_async_client(llm)
-
-    return run_sync(main, what=_WHAT, instead=_INSTEAD)
+    raise AssertionError("never called: blocking_twin makes the entry that runs arun_batch")
 
 
 async def close_async_client(llm: LLM) -> None:

@@ -436,7 +436,7 @@ def _variant(
         elif "technique" in prompt_data:
             if examples is not None:
                 prompt_data["examples"] = examples
-            prompt = prompt_from_dict(prompt_data, where=where)
+            prompt = prompt_from_dict(prompt_data, where=where, base_dir=base)
         else:
             raise ConfigurationError(
                 f'{where}: give a prompt `file = "..."` or a `technique = "ZeroShot"` (with its '

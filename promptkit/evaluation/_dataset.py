@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, NamedTuple, overload
 
 from .._errors import MediaError
-from .._media import AudioPart, FilePart, ImagePart, media_from_value
+from .._media import AudioPart, FilePart, ImagePart, media_from_value, paths_from
 from ..prompts import Example
 from ._errors import DatasetError
 
@@ -336,29 +336,20 @@ def _record(
     for k, v in fields.items():
         if isinstance(v, dict | list) and v:
             try:
-                fields[k] = _media_column(v, Path(path).parent if path else None)
+                fields[k] = _media_column(v, Path(path).parent if path else None, str(path))
             except MediaError as exc:
                 raise DatasetError(f"{prefix}field {k!r}: {exc}", field=k, path=path,
                                    line=line) from None
     return Record(str(ident), fields, value, source)
 
 
-def _media_column(value: Any, base: Path | None) -> Any:
+def _media_column(value: Any, base: Path | None, where: str) -> Any:
     """An image/audio/file column (``{"type": "image", "path": "receipts/1.png"}``, or a
     list of them) as parts; a relative path is taken from the dataset file's folder."""
-    def resolve(v: Any) -> Any:
-        if (
-            base is not None
-            and isinstance(v, dict)
-            and v.get("type") in ("image", "audio", "file")
-            and isinstance(v.get("path"), str)
-            and not Path(v["path"]).is_absolute()
-        ):
-            return {**v, "path": str(base / v["path"])}
-        return v
-
-    value = [resolve(v) for v in value] if isinstance(value, list) else resolve(value)
-    return media_from_value(value)
+    if base is None:
+        return media_from_value(value)
+    with paths_from(base, where):
+        return media_from_value(value)
 
 
 def _file_record(

@@ -18,7 +18,7 @@ from .._params import SamplingParams, merge_params
 from .._pricing import LOCAL_BACKENDS, Price, PriceLike, price_for
 from .._pricing import as_price as _as_price
 from .._progress import Progress
-from .._sync import run_sync
+from .._sync import blocking_twin
 from .._telemetry import span
 from .._types import Completion, Usage
 from ..prompts import Example, PromptBase
@@ -619,23 +619,16 @@ async def aevaluate(
     return EvalReport(ordered, dataset=data.name, metric=scorer.name, confidence=confidence)
 
 
-def evaluate(
-    variants: Mapping[str, Any],
-    dataset: Any,
-    llm: LLM | Mapping[str, LLM],
-    *,
-    metric: Metric | str | Callable[..., float | bool] = "exact_match",
-    expected: str = "expected",
-    inputs: InputMap | None = None,
-    params: SamplingParams | None = None,
-    concurrency: int = 4,
-    out: str | os.PathLike[str] | None = None,
-    progress: bool | None = None,
-    prices: Mapping[str, PriceLike] | None = None,
-    allow_overlap: bool = False,
-    retry_failed: bool = False,
-    confidence: float = 0.95,
-) -> EvalReport:
+def _clients(args: Mapping[str, Any]) -> list[LLM]:  # what evaluate() closes
+    llms = list(_as_backends(args["llm"]).values())
+    metric = args["metric"]
+    if isinstance(metric, Judge) and metric.llm is not None:
+        llms.append(metric.llm)
+    return llms
+
+
+@blocking_twin(aevaluate, instead="await promptkit.aevaluate(...)", closing=_clients)
+def evaluate(*args: Any, **kwargs: Any) -> EvalReport:
     """Run every variant over the scored items of ``dataset`` on every backend, score the
     predictions with ``metric`` and return an :class:`EvalReport`.
 
@@ -680,32 +673,4 @@ def evaluate(
     >>> r.accuracy, r.calls, [round(x, 3) for x in r.ci]
     (0.5, 2, [0.095, 0.905])
     """
-
-    async def main() -> EvalReport:
-        from ..batch._api import close_async_client
-
-        to_close = list(_as_backends(llm).values())
-        if isinstance(metric, Judge) and metric.llm is not None:
-            to_close.append(metric.llm)
-        try:
-            return await aevaluate(
-                variants,
-                dataset,
-                llm,
-                metric=metric,
-                expected=expected,
-                inputs=inputs,
-                params=params,
-                concurrency=concurrency,
-                out=out,
-                progress=progress,
-                prices=prices,
-                allow_overlap=allow_overlap,
-                retry_failed=retry_failed,
-                confidence=confidence,
-            )
-        finally:
-            for each in to_close:
-                await close_async_client(each)
-
-    return run_sync(main, what="evaluate()", instead="await promptkit.aevaluate(...)")
+    raise AssertionError("never called: blocking_twin makes the entry that runs aevaluate")

@@ -134,7 +134,9 @@ def _build(data: dict[str, Any], p: Path, base: Path) -> OptimizeConfig:
         if isinstance(spec, str):
             prompt = load_prompt(_eval_config.as_path(base, spec, "prompt"))
         else:
-            prompt = prompt_from_dict(_eval_config.as_table(spec, "prompt"), where="prompt")
+            prompt = prompt_from_dict(
+                _eval_config.as_table(spec, "prompt"), where="prompt", base_dir=base
+            )
     except (PromptkitError, ValueError) as exc:
         if isinstance(exc, ConfigurationError):
             raise

@@ -4,20 +4,19 @@ validate the finalists against the start with a paired test, measure once on tes
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import random
 import re
 import sys
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec
+from typing import TYPE_CHECKING, Any
 
 from .._params import SamplingParams, merge_params
 from .._pricing import LOCAL_BACKENDS, Price, PriceLike
-from .._sync import run_sync
+from .._sync import blocking_twin
 from .._tokens import approx_tokens
 from .._types import Message, Usage
 from ..evaluation._dataset import Dataset, Record, as_dataset
@@ -39,8 +38,6 @@ if TYPE_CHECKING:
     from .._client import LLM
 
 __all__ = ["aoptimize", "optimize"]
-
-_P = ParamSpec("_P")
 
 #: The techniques the search composes, by name.
 TECHNIQUES = frozenset({"zero_shot", "few_shot", "chain_of_thought"})
@@ -726,42 +723,11 @@ def _times(spend: Spend, n: int) -> Spend:
     return Spend(spend.calls * n, spend.tokens * n, usd)
 
 
-def _sync_twin(
-    afn: Callable[_P, Coroutine[Any, Any, OptimizeReport]],
-) -> Callable[[Callable[..., OptimizeReport]], Callable[_P, OptimizeReport]]:
-    """Make the decorated stub (its name and docstring) a blocking entry to ``afn``, with
-    ``afn``'s signature: it refuses a running event loop, runs ``afn`` under
-    :func:`asyncio.run` and closes the async clients of ``llm`` and ``proposer``."""
-    signature = inspect.signature(afn)
-
-    def decorate(stub: Callable[..., OptimizeReport]) -> Callable[_P, OptimizeReport]:
-        def entry(*args: _P.args, **kwargs: _P.kwargs) -> OptimizeReport:
-            bound = signature.bind(*args, **kwargs).arguments
-
-            async def main() -> OptimizeReport:
-                from ..batch._api import close_async_client
-
-                try:
-                    return await afn(*args, **kwargs)
-                finally:
-                    for each in (bound.get("llm"), bound.get("proposer")):
-                        if each is not None:
-                            await close_async_client(each)
-
-            return run_sync(
-                main, what=f"{stub.__name__}()", instead=f"await promptkit.{afn.__name__}(...)"
-            )
-
-        entry.__name__ = stub.__name__
-        entry.__qualname__ = stub.__qualname__
-        entry.__doc__ = stub.__doc__
-        entry.__signature__ = signature  # type: ignore[attr-defined]
-        return entry
-
-    return decorate
-
-
-@_sync_twin(aoptimize)
+@blocking_twin(
+    aoptimize,
+    instead="await promptkit.aoptimize(...)",
+    closing=lambda args: (args["llm"], args["proposer"]),
+)
 def optimize(*args: Any, **kwargs: Any) -> OptimizeReport:
     """Search for a better prompt on data, and keep it only when it is measurably better.
 
@@ -816,4 +782,4 @@ def optimize(*args: Any, **kwargs: Any) -> OptimizeReport:
     >>> report.improved, report.chosen.technique, report.test_chosen.accuracy
     (True, 'few-shot (4)', 1.0)
     """
-    raise AssertionError("never called: _sync_twin returns the entry that runs aoptimize")
+    raise AssertionError("never called: blocking_twin makes the entry that runs aoptimize")

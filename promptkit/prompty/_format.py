@@ -321,7 +321,12 @@ def _image_part(item: str, refs: FileRefs) -> Any:
         return ImagePart(url=item)  # not base64: passed through as the reference does
     if item.startswith(("http://", "https://", "data:")):
         return Image(item)
-    return Image(refs.path(item, "image"))
+    from .._media import paths_from
+
+    refs.path(item, "image")  # refuses a file outside the prompt's folder (or root=)
+    assert refs.base_dir is not None  # refs.path refuses text not loaded from a file
+    with paths_from(refs.base_dir, f"the .prompty {refs.where!r}"):  # errors say so
+        return Image(item)
 
 
 def image_url(item: str, refs: FileRefs) -> str:
