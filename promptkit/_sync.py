@@ -117,13 +117,11 @@ def blocking_twin(
             llms = [llm for llm in closing(bound.arguments) if llm is not None]
 
             async def main() -> T:
-                from .batch._api import close_async_client
-
                 try:
                     return await afn(*args, **kwargs)
                 finally:
                     for llm in llms:
-                        await close_async_client(llm)
+                        await _close_async_client(llm)
 
             return run_sync(main, what=label, instead=instead)
 
@@ -137,6 +135,14 @@ def blocking_twin(
         return entry
 
     return decorate
+
+
+async def _close_async_client(llm: Any) -> None:
+    """An HTTP backend keeps an async client bound to the event loop that ends with a
+    blocking entry's call: close it (the backend opens a new one when used again)."""
+    http = sys.modules.get("promptkit.backends._http")
+    if http is not None and isinstance(llm.backend, http.HTTPBackend):
+        await llm.backend.aclose()
 
 
 class _SharedPool:

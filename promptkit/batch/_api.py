@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,7 +20,7 @@ if TYPE_CHECKING:
     from .._client import LLM
     from ..prompts import PromptBase
 
-__all__ = ["arun_batch", "check_options", "close_async_client", "run_batch"]
+__all__ = ["arun_batch", "check_options", "run_batch"]
 
 #: What a blocking run_batch() inside a running event loop says to use instead.
 _WHAT = "prompt.batch() / run_batch()"
@@ -148,10 +147,3 @@ def run_batch(*args: Any, **kwargs: Any) -> BatchResult:
     """
     raise AssertionError("never called: blocking_twin makes the entry that runs arun_batch")
 
-
-async def close_async_client(llm: LLM) -> None:
-    """HTTP backends keep an async client bound to this event loop, which ends with
-    ``run_batch``: close it (the backend opens a new one when used again)."""
-    http = sys.modules.get("promptkit.backends._http")
-    if http is not None and isinstance(llm.backend, http.HTTPBackend):
-        await llm.backend.aclose()
