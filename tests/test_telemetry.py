@@ -154,6 +154,43 @@ def test_errors_retries_and_metrics(otel: Otel) -> None:
 
 
 @respx.mock
+def test_metric_attribute_sets_follow_the_response_model(otel: Otel) -> None:
+    # the attribute sets are made once per response model: a new model is a new set
+    route = respx.post(f"{BASE}/chat/completions")
+    route.side_effect = [
+        httpx.Response(200, json=reply("a")),
+        httpx.Response(200, json={**reply("b"), "model": "gpt-test-2026"}),
+        httpx.Response(200, json=reply("c")),
+    ]
+    llm = openai_llm()
+    assert [llm.complete(q).text for q in ("1", "2", "3")] == ["a", "b", "c"]
+    durations = {
+        p.attributes["gen_ai.response.model"]: p.count
+        for p in otel.histogram("gen_ai.client.operation.duration")
+    }
+    assert durations == {"gpt-test-2025": 2, "gpt-test-2026": 1}
+    tokens = {
+        (p.attributes["gen_ai.response.model"], p.attributes["gen_ai.token.type"]): p.sum
+        for p in otel.histogram("gen_ai.client.token.usage")
+    }
+    assert tokens == {
+        ("gpt-test-2025", "input"): 2000,
+        ("gpt-test-2025", "output"): 400,
+        ("gpt-test-2026", "input"): 1000,
+        ("gpt-test-2026", "output"): 200,
+    }
+    base = {
+        "gen_ai.operation.name": "chat",
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "gpt-test",
+        "server.address": "llm.test",
+        "server.port": 8123,
+    }
+    for p in otel.histogram("gen_ai.client.token.usage"):
+        assert {k: v for k, v in p.attributes.items() if k in base} == base
+
+
+@respx.mock
 def test_async_retry_is_an_event_on_the_current_client_span(otel: Otel) -> None:
     respx.post(f"{BASE}/chat/completions").side_effect = [
         httpx.Response(429, json={"error": {"message": "slow down"}}, headers={"Retry-After": "2"}),
