@@ -59,3 +59,43 @@ def test_traced_call_to_a_llama_server(llama_server: str, spans: Any) -> None:
     expected = (done.usage.prompt_tokens * 1.0 + done.usage.completion_tokens * 2.0) / 1e6
     assert done.cost == pytest.approx(expected)
     assert a["promptkit.cost_usd"] == pytest.approx(expected)
+
+
+def test_traced_tool_loop_against_a_llama_server(llama_tools_server: str, spans: Any) -> None:
+    from promptkit.backends.llama_server import LlamaServerBackend
+
+    def km_to_miles(km: float) -> float:
+        """Convert kilometres to miles."""
+        return round(km / 1.609344, 3)
+
+    loop = pk.ToolLoop(
+        "Convert 10 km to miles.",
+        tools=[km_to_miles],
+        tool_choice="km_to_miles",
+        max_steps=2,
+        params=pk.SamplingParams(max_tokens=64, temperature=0),
+    )
+    result = loop.run(pk.LLM(LlamaServerBackend(base_url=llama_tools_server, model="smollm2")))
+    finished = spans.get_finished_spans()
+    by_id = {s.context.span_id: s for s in finished}
+
+    def parent(s: Any) -> str | None:
+        return by_id[s.parent.span_id].name if s.parent is not None else None
+
+    (root,) = [s for s in finished if s.name == "promptkit.tool_loop"]
+    steps = [s for s in finished if s.name == "promptkit.tool_loop.step"]
+    chats = [s for s in finished if s.name == "chat smollm2"]
+    tools = [s for s in finished if s.name == "execute_tool km_to_miles"]
+    assert len(steps) == len(result.steps) == len(chats) == 2
+    assert {parent(s) for s in steps} == {"promptkit.tool_loop"}
+    assert {parent(s) for s in chats} == {"promptkit.tool_loop.step"}
+    assert len(tools) == len(result.steps[0].runs) >= 1
+    (tool,) = tools[:1]
+    assert tool.parent is not None and tool.parent.span_id == steps[0].context.span_id
+    a = dict(tool.attributes or {})
+    assert a["gen_ai.operation.name"] == "execute_tool"
+    assert a["gen_ai.tool.call.id"] == result.steps[0].runs[0].call.id
+    assert "gen_ai.tool.call.arguments" not in a  # content capture is off by default
+    assert dict(root.attributes or {})["promptkit.tool_loop.steps"] == 2
+    usage = dict(chats[0].attributes or {})
+    assert usage["gen_ai.usage.input_tokens"] == result.steps[0].completion.usage.prompt_tokens
