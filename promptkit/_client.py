@@ -152,6 +152,12 @@ async def _adrive(plan: _Plan[S, A, R], send: Callable[[S], Awaitable[A]]) -> R:
     return cast(R, value)
 
 
+def _tool_choice_key(choice: str | None) -> str:
+    """How a refused tool choice is remembered: ``tool_choice=auto`` for no choice or
+    ``"auto"`` (what servers assume when tools are sent), else ``tool_choice=<choice>``."""
+    return f"tool_choice={choice or 'auto'}"
+
+
 def as_messages(messages: MessagesLike) -> list[Message]:
     """A str becomes one user message; dicts are validated into Messages."""
     if isinstance(messages, str):
@@ -292,7 +298,7 @@ class LLM:
         wanted = merged.set_fields()
         n = int(wanted.pop("n", None) or 1)
         supported = self.backend.supports
-        refused = self.backend._refused or {}
+        refused = self.backend.refused
         kept: dict[str, Any] = {}
         dropped: dict[str, str] = {}
         for key, value in wanted.items():
@@ -348,15 +354,17 @@ class LLM:
                 f"The {self.backend.name} backend cannot do tool calling, so {what} cannot "
                 "be sent. Use a backend with tools (openai, vllm, llama-server, ollama, fake)."
             )
-        refused = (self.backend._refused or {}).get("tools") if specs else None
-        if refused is not None:
-            raise FeatureRefusedError(
-                f"Not sent: {refused} (refused earlier on this backend; make a new LLM "
-                "once the server is fixed).",
-                features=("tools",),
-                reason=refused,
-                backend=self.backend.name,
-            )
+        if specs and self.backend.refused:
+            for key in ("tools", _tool_choice_key(choice)):
+                said = self.backend.refused.get(key)
+                if said is not None:
+                    raise FeatureRefusedError(
+                        f"Not sent: {said} (refused earlier on this backend; make a new LLM "
+                        "once the server is fixed).",
+                        features=(key.partition("=")[0],),
+                        reason=said,
+                        backend=self.backend.name,
+                    )
         return specs, choice, parallel
 
     def _seed_base(self, request: Request) -> tuple[int | None, bool]:
@@ -416,9 +424,10 @@ class LLM:
             if feature in seen:
                 continue  # refused again after this call's fallback: nothing more to try
             seen.add(feature)
-            if feature == "tools":  # cannot be emulated: remembered, and the error raised
-                backend.refuse(feature, str(exc))
-                continue
+            if feature in ("tools", "tool_choice"):  # no fallback: remembered, and raised
+                key = "tools" if feature == "tools" else _tool_choice_key(request.tool_choice)
+                backend.refuse(key, str(exc))
+                raise exc
             if feature == "json_schema" and response_format is not None:
                 reason += "; sent as json_object with the schema"
                 backend.refuse(feature, reason)

@@ -255,14 +255,16 @@ class FeatureRefusedError(BadRequestError):
     or a 5xx whose message names the field): ``features`` lists them, as promptkit names
     (``"n"``, ``"seed"``, ``"logprobs"``, ...), ``"json_schema"`` for the JSON-schema form
     of the response format, ``"response_format"`` for the response format as a whole, or
-    ``"tools"`` for tool calling (a server started without it, or a model without it).
+    ``"tools"`` for tool calling (a server started without it, or a model without it), or
+    ``"tool_choice"`` for the request's tool choice (vLLM without auto tool choice refuses
+    ``"auto"`` but takes ``"required"`` or a tool's name).
 
     Never retried. :class:`~promptkit.LLM` calls catch it, fall back (``n`` emulated by one
     request per choice, ``json_schema`` sent as ``json_object`` with the schema, the others
     dropped per ``on_unsupported``) and remember the refusal for the backend's later calls;
     it reaches the caller when ``on_unsupported="error"`` or nothing is left to fall back to
-    (tool calling has no fallback: the refusal is raised, and later requests with tools on
-    that backend raise it again without being sent).
+    (tool calling has no fallback: the refusal is raised, and later requests with tools, or
+    with the refused tool choice, on that backend raise it again without being sent).
 
     >>> FeatureRefusedError("no seeds here", status=400, features=("seed",)).features
     ('seed',)

@@ -407,13 +407,17 @@ def test_concurrent_calls_refused_together_all_fall_back(mock: respx.MockRouter)
             '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser '
             "to be set",
             {"tools": [{}], "tool_choice": "auto"},
-            ("tools",),
+            ("tool_choice",),
         ),
         (
             "registry.ollama.ai/library/gemma3:270m does not support tools",
             {"tools": [{}]},
             ("tools",),
         ),
+        # older vLLM: one choice refused
+        ('tool_choice = "required" is not supported!', {"tools": [{}]}, ("tool_choice",)),
+        # tools and another feature in one refusal: both named
+        ("tools and 'n' are not supported", {"tools": [{}], "n": 2}, ("tools", "n")),
         # tools not sent: not a refusal of them
         ("tools param requires --jinja flag", {"seed": 1}, ()),
         # a refusal that names no tool
@@ -461,17 +465,6 @@ def add(a: int, b: int) -> int:
     ("status", "payload", "fix"),
     [
         (500, LLAMA_SERVER_TOOLS, "--jinja"),
-        (
-            400,
-            {
-                "error": {
-                    "message": '"auto" tool choice requires --enable-auto-tool-choice and '
-                    "--tool-call-parser to be set",
-                    "type": "BadRequestError",
-                }
-            },
-            "--tool-call-parser",
-        ),
         (400, {"error": "registry.ollama.ai/library/gemma3:270m does not support tools"}, "model"),
     ],
 )
@@ -515,3 +508,57 @@ def test_tools_refused_in_a_stream_and_async_too(mock: respx.MockRouter) -> None
     with pytest.raises(FeatureRefusedError):
         list(fresh.stream("x", tools=[add]))
     assert route.call_count == 2 and "tools" in fresh.backend.refused
+
+
+VLLM_AUTO_CHOICE = {
+    "object": "error",
+    "message": '"auto" tool choice requires --enable-auto-tool-choice and --tool-call-parser '
+    "to be set",
+    "type": "BadRequestError",
+    "code": 400,
+}
+
+
+def test_a_refused_tool_choice_blocks_only_that_choice(mock: respx.MockRouter) -> None:
+    # vLLM without --enable-auto-tool-choice: "auto" (also what no tool_choice means) is
+    # refused; "required" and a named tool go through guided decoding and work
+    def refuse_auto(body: dict[str, Any]) -> httpx.Response | None:
+        if body.get("tools") and body.get("tool_choice") in (None, "auto"):
+            return httpx.Response(400, json=VLLM_AUTO_CHOICE)
+        return None
+
+    server = Server(refuse_auto)
+    route = mock.post("/chat/completions").mock(side_effect=server)
+    llm = LLM(backend())
+    with pytest.raises(FeatureRefusedError) as first:
+        llm.complete("What is 2 + 3?", tools=[add])
+    assert route.call_count == 1 and first.value.features == ("tool_choice",)
+    assert "--tool-call-parser" in str(first.value) and "required" in str(first.value)
+    assert set(llm.backend.refused) == {"tool_choice=auto"}
+    # no choice and "auto" are the same refused choice: not sent again
+    for choice in (None, "auto"):
+        with pytest.raises(FeatureRefusedError, match="Not sent") as again:
+            llm.complete("What is 2 + 3?", tools=[add], tool_choice=choice)
+        assert again.value.features == ("tool_choice",)
+    assert route.call_count == 1
+    # the choices the server does take still go out
+    assert llm.complete("x", tools=[add], tool_choice="required").text == '{"name": "Paris"}'
+    assert llm.complete("x", tools=[add], tool_choice="add").text
+    assert route.call_count == 3
+    assert [b.get("tool_choice") for b in server.bodies[1:]] == [
+        "required",
+        {"type": "function", "function": {"name": "add"}},
+    ]
+
+
+def test_tools_and_another_feature_refused_together_cost_one_request(
+    mock: respx.MockRouter,
+) -> None:
+    route = mock.post("/chat/completions").respond(
+        400, json={"error": {"message": "tools and 'n' are not supported"}}
+    )
+    llm = LLM(backend())
+    with pytest.raises(FeatureRefusedError) as info:
+        llm.complete("x", tools=[add], n=2)
+    assert route.call_count == 1 and set(info.value.features) == {"tools", "n"}
+    assert "tools" in llm.backend.refused

@@ -69,7 +69,9 @@ class Backend(ABC):
         the fallback: ``n`` is then emulated, a refused parameter counts as unsupported
         (dropped per ``on_unsupported``, with ``reason``), ``json_schema`` is sent as
         ``json_object`` with the schema and ``response_format`` not at all. ``"tools"``
-        (tool calling, which cannot be emulated): later requests with tools raise
+        (tool calling, which cannot be emulated) or ``"tool_choice=<choice>"`` (one tool
+        choice, e.g. ``"tool_choice=auto"`` on a vLLM started without auto tool choice):
+        later requests with tools (or with that choice) raise
         :class:`~promptkit.FeatureRefusedError` before anything is sent.
 
         >>> from promptkit import FakeBackend

@@ -101,8 +101,12 @@ _REFUSAL_PHRASES = (
 #: (Ollama: "<model> does not support tools").
 _TOOL_REFUSAL_PHRASES = ("requires --jinja", "--enable-auto-tool-choice", "tool choice requires")
 
-#: Tool calling named in a message: "tools", "tool choice", "tool_choice", "tool calls".
-_TOOLS_NAMED = re.compile(r"\btools?\b|\btool[_ ]choice\b|\btool[_ ]calls?\b")
+#: Tool calling named in a message: "tools", "tool calls".
+_TOOLS_NAMED = re.compile(r"\btools?\b|\btool[_ ]calls?\b")
+#: One tool choice refused: vLLM's '"auto" tool choice requires --enable-auto-tool-choice'
+#: (a named or "required" choice still works there), older vLLM's 'tool_choice =
+#: "required" is not supported'.
+_CHOICE_NAMED = re.compile(r"\btool[_ ]choice\b")
 
 #: ``n`` named in a message: quoted, or as in "n must be 1", "n > 1", "n != 1".
 _N_NAMED = re.compile(r"['\"`]n['\"`]|\bn\s*(?:must|>|!=|should)|only one completion choice")
@@ -212,6 +216,8 @@ def tools_fix(said: str) -> str:
             "Start vLLM with --enable-auto-tool-choice and the --tool-call-parser for the "
             "model, or send tool_choice='required' or a named tool."
         )
+    if "tool_choice" in low or "tool choice" in low:
+        return "Send another tool_choice ('auto', 'required' or a tool's name)."
     return "Use a model (or a server setting) that supports tool calling."
 
 
@@ -225,13 +231,16 @@ def _refused_features(text: str, content: bytes, renames: Mapping[str, str]) -> 
     body = loads(content) if content else None
     if not isinstance(body, dict):
         return ()
-    if body.get("tools") and (tools_refused or _TOOLS_NAMED.search(low)):
-        return ("tools",)  # tool calling cannot be emulated: nothing else to fall back from
+    out: list[str] = []
+    if body.get("tools"):
+        if _CHOICE_NAMED.search(low):
+            out.append("tool_choice")  # one choice refused (vLLM: "auto"), others may pass
+        elif tools_refused or _TOOLS_NAMED.search(low):
+            out.append("tools")  # tool calling as a whole
     sent = dict(body)
     if isinstance(body.get("options"), dict):  # Ollama's native sampling options
         sent.update(body["options"])
     names = {wire: name for name, wire in renames.items()}
-    out: list[str] = []
     rf = sent.get("response_format")
     if isinstance(rf, dict) and re.search(r"\bresponse_format\b|\bjson_schema\b", low):
         out.append("json_schema" if rf.get("type") == "json_schema" else "response_format")
@@ -432,21 +441,19 @@ class ErrorMapping:
             )
         if f.refused:
             brief = _brief(f.message or f.body or "")
-            if f.refused == ("tools",):
-                what, then = (
-                    "tool calling",
-                    (
-                        f"{tools_fix(brief)} Not retried, and later calls with tools on this "
-                        "backend fail at once, without a request."
-                    ),
+            tooling = {"tools", "tool_choice"} & set(f.refused)
+            if tooling:
+                what = "tool calling" if "tools" in tooling else "this tool_choice"
+                then = (
+                    f"{tools_fix(f.message or f.body or '')} Not retried, and later calls "
+                    f"with {'tools' if 'tools' in tooling else 'that tool_choice'} on this "
+                    "backend fail at once, without a request."
                 )
             else:
-                what, then = (
-                    ", ".join(f.refused),
-                    (
-                        "Not retried: LLM calls fall back without it (per on_unsupported) and "
-                        "remember; otherwise leave it out of the request."
-                    ),
+                what = ", ".join(f.refused)
+                then = (
+                    "Not retried: LLM calls fall back without it (per on_unsupported) and "
+                    "remember; otherwise leave it out of the request."
                 )
             return FeatureRefusedError(
                 f"{self.name} at {url} refused {what} ({status}). Server said: "
