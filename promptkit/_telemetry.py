@@ -488,6 +488,21 @@ class CallObservation:
     # ---- outcomes
 
     def succeeded(self, completion: Completion, *, content: bool = True) -> None:
+        """Record the reply on the span, the metrics and the log; the span ends (and stops
+        being current) whatever happens while recording."""
+        try:
+            self._succeeded(completion, content)
+        finally:
+            self._close()
+
+    def failed(self, exc: BaseException) -> None:
+        """Record the failure ``exc``; the span ends whatever happens while recording."""
+        try:
+            self._failed(exc)
+        finally:
+            self._close()
+
+    def _succeeded(self, completion: Completion, content: bool) -> None:
         elapsed = time.perf_counter() - self.started
         usage = completion.usage
         cost = call_cost(self.llm, completion)
@@ -537,9 +552,8 @@ class CallObservation:
                 elapsed,
                 " (cache hit)" if completion.cached else "",
             )
-        self._close()
 
-    def failed(self, exc: BaseException) -> None:
+    def _failed(self, exc: BaseException) -> None:
         elapsed = time.perf_counter() - self.started
         kind = type(exc).__name__
         if self.span is not None:
@@ -559,7 +573,6 @@ class CallObservation:
                 elapsed,
                 kind,
             )
-        self._close()
 
     def _metric_attrs(self, response_model: str | None) -> dict[str, Any]:
         attrs = dict(_call_attributes(self.llm, self.operation))

@@ -559,3 +559,19 @@ def test_prices_from_promptkit_toml_and_evaluate(tmp_path: Any) -> None:
     with pytest.raises(pk.ConfigurationError, match="prices"):
         (tmp_path / "promptkit.toml").write_text('[prices]\n"m" = [1.0]\n')
         pk.resolve_config(cwd=tmp_path, env={})
+
+
+def test_a_failure_while_recording_still_ends_the_span(
+    otel: Otel, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from promptkit._telemetry import CallObservation
+
+    def broken(self: Any, *args: Any) -> None:
+        raise RuntimeError("exporter trouble")
+
+    monkeypatch.setattr(CallObservation, "_succeeded", broken)
+    with pytest.raises(RuntimeError, match="exporter trouble"):
+        pk.LLM(FakeBackend(["x"])).complete("q")
+    (span,) = otel.finished()  # ended and exported
+    assert span.name == "chat fake-model"
+    assert not trace.get_current_span().is_recording()  # and no longer current
