@@ -294,3 +294,23 @@ def test_ordinary_results_are_fed_back_byte_identical_either_way(value: object) 
         assert messages is not None and messages[2].content == run.text
         fed.append(run.text.encode("utf-8"))
     assert fed[0] == fed[1] == pk.neutralise(fed[0].decode()).encode("utf-8")
+
+
+def test_text_that_spells_a_special_token_is_changed_too() -> None:
+    # the price of the default: HTML's <s> strike-through is also Llama 2's BOS string,
+    # so a page a tool fetched comes back with a zero-width space in it (the text reads
+    # the same; neutralise_results=False keeps it byte for byte)
+    page = "<p>Price: <s>10</s> 8 EUR</p>"
+
+    def fetch(url: str) -> str:
+        return page
+
+    fed = {}
+    for on in (True, False):
+        fake = FakeBackend([[call("fetch", url="http://shop.test/")], "ok"])
+        pk.ToolLoop("x", tools=[fetch], neutralise_results=on).run(LLM(fake))
+        messages = fake.requests[1].messages
+        assert messages is not None
+        fed[on] = messages[2].content
+    assert fed[True] == "<p>Price: <\u200bs>10<\u200b/s> 8 EUR</p>"
+    assert fed[True].replace("\u200b", "") == fed[False] == page

@@ -261,7 +261,9 @@ class ToolLoop(Strategy[ToolLoopResult]):
     turn on a server that tokenizes it: ``special_tokens`` (default
     :data:`~promptkit.COMMON_SPECIAL_TOKENS`; ``llm.special_tokens()`` for the model's
     own), ``neutralise_results=False`` to feed results back unchanged. ``ToolRun.text``
-    is the text fed back; ``ToolRun.value`` the tool's own return value.
+    is the text fed back; ``ToolRun.value`` the tool's own return value. Ordinary text
+    that spells a special token gets the zero-width space too (HTML's ``<s>`` is also
+    Llama 2's): pass the model's own ``special_tokens`` to touch only what it parses.
     """
 
     def __init__(
