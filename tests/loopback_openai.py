@@ -26,16 +26,30 @@ import time
 from pathlib import Path
 from typing import Any
 
-# the HTTP plumbing is the benchmarks' loopback server's (benchmarks/_loopback.py)
-sys.path.append(str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from _loopback import (
-    HttpProtocol,
-    ServerProcess,
-    chat_completion,
-    response,
-    serve_until_stdin_closes,
-)
+def _load_loopback() -> Any:
+    """The benchmarks' loopback server module (benchmarks/_loopback.py), loaded from its
+    file without putting benchmarks/ on sys.path (whose scripts would shadow other names)."""
+    import importlib.util
+
+    name = "promptkit_benchmarks_loopback"
+    if name in sys.modules:
+        return sys.modules[name]
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "_loopback.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+_lb = _load_loopback()
+HttpProtocol = _lb.HttpProtocol
+ServerProcess = _lb.ServerProcess
+chat_completion = _lb.chat_completion
+response = _lb.response
+serve_until_stdin_closes = _lb.serve_until_stdin_closes
 
 _LOG: dict[str, list[Any]] = {"times": [], "statuses": []}
 _CONTROL: dict[str, float] = {"rate_limit_next": 0, "rate_limit_at": -1, "retry_after": 1.0}
