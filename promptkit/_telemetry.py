@@ -445,13 +445,16 @@ def parts_cost(llm: LLM, parts: list[Completion]) -> float | None:
 class CallObservation:
     """One request being observed: its span (when tracing), timing and hooks."""
 
-    __slots__ = ("attrs", "llm", "metrics", "operation", "request", "span", "started", "token")
+    __slots__ = (
+        "attrs", "llm", "metrics", "operation", "recording", "request", "span", "started", "token",
+    )  # fmt: skip
 
     def __init__(self, llm: LLM, request: Request | None, operation: str) -> None:
         self.llm = llm
         self.request = request
         self.operation = operation
         self.span: Any = None
+        self.recording = False  # a span the sampler kept: worth its attributes
         self.token: Any = None
         self.attrs: dict[str, Any] | None = None
         self.metrics = instruments()
@@ -465,7 +468,8 @@ class CallObservation:
         model = attrs.get("gen_ai.request.model")
         name = f"{self.operation} {model}" if model else self.operation
         self.span = tracer.start_span(name, kind=trace.SpanKind.CLIENT, attributes=attrs)
-        if self.request is not None and self._capture():
+        self.recording = self.span.is_recording()  # False: sampled out, attributes are lost
+        if self.recording and self.request is not None and self._capture():
             self.span.set_attribute("gen_ai.input.messages", input_messages(self.request))
         if attach:
             self.token = context.attach(trace.set_span_in_context(self.span))
@@ -509,7 +513,7 @@ class CallObservation:
         if completion.cost is None and content:  # what on_response sees: this request's cost
             completion.cost = cost
         span = self.span
-        if span is not None:
+        if span is not None and self.recording:
             attrs: dict[str, Any] = {}
             if completion.model:
                 attrs["gen_ai.response.model"] = completion.model

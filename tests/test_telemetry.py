@@ -575,3 +575,28 @@ def test_a_failure_while_recording_still_ends_the_span(
     (span,) = otel.finished()  # ended and exported
     assert span.name == "chat fake-model"
     assert not trace.get_current_span().is_recording()  # and no longer current
+
+
+def test_sampled_out_spans_cost_no_attribute_work(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a sampler that drops every trace: no span is exported, the content is never
+    # serialised for it, the metrics are still recorded and the call is unchanged
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    import promptkit._telemetry as telemetry
+
+    def never(*args: Any) -> str:
+        raise AssertionError("content serialised for a span nobody keeps")
+
+    monkeypatch.setattr(telemetry, "input_messages", never)
+    monkeypatch.setattr(telemetry, "output_messages", never)
+    gen = installed(monkeypatch)
+    otel = next(gen)
+    otel.tracer_provider.sampler = ALWAYS_OFF  # type: ignore[misc]
+    try:
+        llm = pk.LLM(FakeBackend(["x"]), capture_content=True)
+        assert llm.complete("q").text == "x"
+        assert otel.finished() == []
+        (point,) = otel.histogram("gen_ai.client.operation.duration")
+        assert point.count == 1
+    finally:
+        gen.close()
