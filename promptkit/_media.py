@@ -44,7 +44,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -467,6 +467,7 @@ class FilePart(_Media):
 
 Part = Annotated[TextPart | ImagePart | AudioPart | FilePart, Field(discriminator="type")]
 MediaPart = ImagePart | AudioPart | FilePart
+_MediaT = TypeVar("_MediaT", bound=_Media)
 
 
 # --------------------------------------------------------------------------- constructors
@@ -547,6 +548,13 @@ def File(
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def written_in(part: _MediaT, written: str, where: str, folder: Path) -> _MediaT:
+    """``part`` (built from a checked full path) noted as written ``written`` in the file
+    ``where`` and taken from ``folder``, so that its errors name the reference as written."""
+    part._written = (written, where, folder)
+    return part
 
 
 @contextmanager

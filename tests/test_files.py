@@ -200,3 +200,53 @@ def test_prompty_images_are_taken_from_the_prompty_folder_and_errors_say_so(
     (tmp_path / "img").mkdir()
     (tmp_path / "img" / "cat.png").write_bytes(PNG)
     assert load_prompt(f).render()[0].content[1].read() == PNG  # type: ignore[union-attr]
+
+
+def _prompty_with_image(folder: Path, ref: str) -> Path:
+    f = folder / "look.prompty"
+    f.write_text(f"---\nname: look\nmodel:\n  api: chat\n---\nuser:\nLook ![x]({ref}) here\n",
+                 "utf-8")
+    return f
+
+
+def test_a_prompty_image_never_reaches_outside_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    (home / "pics").mkdir(parents=True)
+    (home / "pics" / "private.png").write_bytes(PNG)
+    monkeypatch.setenv("HOME", str(home))  # ~ is this folder, holding a readable image
+    folder = tmp_path / "prompts"
+    (folder / "pics").mkdir(parents=True)
+    (folder / "link").symlink_to(home)
+    refused = {
+        "~/pics/private.png": "starts with '~'",
+        "~": "starts with '~'",
+        "../home/pics/private.png": "points outside",
+        "pics/../../home/pics/private.png": "points outside",
+        str(home / "pics" / "private.png"): "points outside",
+        "link/pics/private.png": "points outside",
+    }
+    for ref, rule in refused.items():
+        prompt = load_prompt(_prompty_with_image(folder, ref))
+        for attempt in (prompt.render, prompt.prepare):
+            with pytest.raises(pk.PromptError) as err:
+                attempt()
+            assert repr(ref) in str(err.value) and rule in str(err.value)
+            assert str(folder) in str(err.value)  # the folder it must stay inside
+    # a literal folder named "~" beside the file is refused too (one rule, no guessing)
+    (folder / "~" / "pics").mkdir(parents=True)
+    (folder / "~" / "pics" / "private.png").write_bytes(PNG + b"\x01")
+    with pytest.raises(pk.PromptError, match="starts with '~'"):
+        load_prompt(_prompty_with_image(folder, "~/pics/private.png")).render()
+    # a reference that stays inside is read from exactly the path checked
+    (folder / "pics" / "ok.png").write_bytes(PNG + b"\x02")
+    content = load_prompt(_prompty_with_image(folder, "pics/../pics/ok.png")).render()[0].content
+    image = content[1]
+    assert isinstance(image, pk.ImagePart) and image.path == (folder / "pics" / "ok.png").resolve()
+    assert image.read() == PNG + b"\x02"
+    # its errors still name the reference as written
+    content = load_prompt(_prompty_with_image(folder, "pics/../pics/gone.png")).render()[0].content
+    with pytest.raises(pk.MediaError) as merr:
+        content[1].read()  # type: ignore[union-attr]
+    assert "'pics/../pics/gone.png' in the .prompty 'look'" in str(merr.value)
