@@ -21,7 +21,8 @@ Rules:
   directory; one written in a file (a JSON/YAML prompt file, a ``.prompty`` file, a JSONL
   dataset, an evaluation or optimisation config) is taken from that file's folder, so the
   file works wherever Python was started. Saving a prompt writes each path relative to the
-  new file's folder when it lies inside it, and absolute otherwise. An unreadable file, a
+  new file's folder when it lies inside it (after ``..`` is folded away), absolute
+  otherwise, and a ``~/...`` path as written. An unreadable file, a
   media type that does not match the bytes, or a part over its size limit raise
   :class:`~promptkit.MediaError` naming the file (a missing one: the path tried, and what a
   relative path was taken from) and the fix.
@@ -39,6 +40,7 @@ import base64
 import binascii
 import hashlib
 import mimetypes
+import os
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -200,7 +202,9 @@ class _Media(BaseModel):
         folder = _SAVE_DIR.get()
         if folder is None or home_relative(value):
             return str(value)  # ~/... stays as written: portable between machines
-        full = Path.cwd() / value  # a relative path given in code: the cwd's
+        # a relative path given in code is the cwd's; normalised so that "a/../b" cannot
+        # pass for a path inside the folder (lexically: symlinks are not followed)
+        full = Path(os.path.normpath(Path.cwd() / value))
         try:
             return full.relative_to(folder).as_posix()  # beside the file: stays portable
         except ValueError:

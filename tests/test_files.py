@@ -250,3 +250,38 @@ def test_a_prompty_image_never_reaches_outside_its_folder(
     with pytest.raises(pk.MediaError) as merr:
         content[1].read()  # type: ignore[union-attr]
     assert "'pics/../pics/gone.png' in the .prompty 'look'" in str(merr.value)
+
+
+def test_save_prompt_writes_relative_paths_only_inside_the_folder_and_keeps_home_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+
+    top = tmp_path.resolve()
+    (top / "sub" / "deep").mkdir(parents=True)
+    (top / "sq.png").write_bytes(PNG)
+    (top / "sub" / "sq.png").write_bytes(PNG + b"\x01")
+    monkeypatch.setenv("HOME", str(top))
+    monkeypatch.chdir(top / "sub")
+    given = {  # as given in code -> as written in sub/s.yaml
+        "../sq.png": str(top / "sq.png"),  # outside: absolute, not '../sq.png'
+        "deep/../../sq.png": str(top / "sq.png"),
+        str(top / "sub" / ".." / "sq.png"): str(top / "sq.png"),
+        "~/sq.png": "~/sq.png",  # the portable home form, as written
+        "~/sub/sq.png": "~/sub/sq.png",
+        "sq.png": "sq.png",
+        "../sub/sq.png": "sq.png",
+        str(top / "sub" / "deep" / ".." / "sq.png"): "sq.png",
+    }
+    examples = [pk.Example(input={"photo": pk.Image(src)}, output=str(i))
+                for i, src in enumerate(given)]
+    p = pk.FewShot(instruction="Classify.", template="{{ photo }}", examples=examples)
+    want = [ex.input["photo"].read() for ex in p.examples]
+    assert want == [PNG] * 4 + [PNG + b"\x01"] * 4
+    f = save_prompt(p, top / "sub" / "s.yaml")
+    written = [ex["input"]["photo"]["path"] for ex in yaml.safe_load(f.read_text())["examples"]]
+    assert written == list(given.values())
+    monkeypatch.chdir(tmp_path.parent)  # the saved file reaches the same files from anywhere
+    loaded = load_prompt(f)
+    assert isinstance(loaded, pk.Prompt)
+    assert [ex.input["photo"].read() for ex in loaded.examples] == want
