@@ -14,8 +14,12 @@ history message's parts) are written as part dicts; a relative ``path`` in one i
 the prompt file's folder, not from the current directory, so the file loads the same
 wherever Python was started::
 
+    # shapes.yaml
+    technique: FewShot
+    instruction: Name the shape in the picture.
+    template: "{{ photo }}"
     examples:
-      - input: {photo: {type: image, path: shapes/square.png}}   # beside classify.yaml
+      - input: {photo: {type: image, path: shapes/square.png}}   # beside shapes.yaml
         output: square
 
 :func:`save_prompt` writes a path relative to the new file's folder when the media lies

@@ -285,3 +285,34 @@ def test_save_prompt_writes_relative_paths_only_inside_the_folder_and_keeps_home
     loaded = load_prompt(f)
     assert isinstance(loaded, pk.Prompt)
     assert [ex.input["photo"].read() for ex in loaded.examples] == want
+
+
+def test_the_module_docs_example_files_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+
+    import promptkit._files as files
+
+    doc = files.__doc__ or ""
+    blocks = re.findall(r"::\n\n((?:    .*\n|\n)+)", doc)
+    named = {}
+    for block in blocks:
+        text = "\n".join(line[4:] for line in block.splitlines()).strip() + "\n"
+        first = text.splitlines()[0]
+        assert first.startswith("# ") and first.endswith(".yaml"), first  # each names its file
+        named[first[2:]] = text
+    assert set(named) == {"classify.yaml", "shapes.yaml"}
+    (tmp_path / "shapes").mkdir()
+    (tmp_path / "shapes" / "square.png").write_bytes(PNG)
+    monkeypatch.chdir(tmp_path.parent)
+    for name, text in named.items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+        prompt = load_prompt(tmp_path / name)
+        assert isinstance(prompt, pk.FewShot)
+    shapes = load_prompt(tmp_path / "shapes.yaml")
+    assert isinstance(shapes, pk.Prompt)
+    assert shapes.examples[0].input["photo"].read() == PNG  # beside shapes.yaml
+    sent = shapes.render(photo=pk.Image(PNG + b"\x01"))
+    assert any(isinstance(part, pk.ImagePart) for m in sent for part in m.content)
+    assert load_prompt(tmp_path / "classify.yaml").render(input="Meh")[-1].content == "Meh"
