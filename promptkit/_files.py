@@ -23,9 +23,13 @@ wherever Python was started::
         output: square
 
 :func:`save_prompt` writes a path relative to the new file's folder when the media lies
-inside it, absolute otherwise. ``.prompty`` files are read by :mod:`promptkit.prompty`
-(their markdown images are taken from the ``.prompty`` file's folder too);
-:func:`load_prompt` dispatches to it.
+inside it (``..`` folded away first), absolute otherwise, and ``~/...`` as written.
+``.prompty`` files are read by :mod:`promptkit.prompty` (their markdown images are taken
+from the ``.prompty`` file's folder too and must stay inside it); :func:`load_prompt`
+dispatches to it. Saving a loaded ``.prompty`` prompt into another folder rewrites its
+local image paths relative to the new file; an image outside the new folder raises
+:class:`~promptkit.PromptError` (save it where the images are, or copy them), and paths
+the template builds from values (``![x]({{ pic }})``) are left as written.
 """
 
 from __future__ import annotations

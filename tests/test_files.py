@@ -316,3 +316,54 @@ def test_the_module_docs_example_files_load(
     sent = shapes.render(photo=pk.Image(PNG + b"\x01"))
     assert any(isinstance(part, pk.ImagePart) for m in sent for part in m.content)
     assert load_prompt(tmp_path / "classify.yaml").render(input="Meh")[-1].content == "Meh"
+
+
+def _local_images(prompt: pk.PromptBase, pic: str) -> list[bytes]:
+    content = prompt.render(pic=pic)[0].content
+    return [part.read() for part in content
+            if isinstance(part, pk.ImagePart) and part.path is not None]
+
+
+def test_save_prompt_to_another_folder_rewrites_prompty_image_paths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    top = tmp_path.resolve()
+    (top / "sub" / "img").mkdir(parents=True)
+    (top / "shared").mkdir()
+    (top / "sub" / "img" / "cat.png").write_bytes(PNG)
+    (top / "shared" / "dog.png").write_bytes(PNG + b"\x01")
+    body = ("user:\nLook ![a cat](img/./cat.png) and ![a dog](../shared/dog.png \"title\")\n"
+            "![web](https://x.test/a.png) ![made]({{ pic }})\n")
+    f = top / "sub" / "look.prompty"
+    f.write_text("---\nname: look\nmodel:\n  api: chat\n---\n" + body, "utf-8")
+    monkeypatch.chdir(tmp_path.parent)
+    loaded = pk.prompty.load(f, root=top)  # root= lets the dog in, as before
+    assert _local_images(loaded, "img/cat.png") == [PNG, PNG + b"\x01", PNG]
+    # saved one folder up: the paths are rewritten, and the file loads without root=
+    up = save_prompt(loaded, top / "look.prompty")
+    text = up.read_text()
+    assert ("![a cat](sub/img/cat.png) and ![a dog](shared/dog.png \"title\")\n"
+            "![web](https://x.test/a.png) ![made]({{ pic }})\n") in text
+    assert _local_images(load_prompt(up), "sub/img/cat.png") == [PNG, PNG + b"\x01", PNG]
+    # saved into the same folder: left exactly as written
+    same = save_prompt(loaded, top / "sub" / "copy.prompty")
+    assert same.read_text() == f.read_text()
+    # saved where the cat would be outside the new folder: a typed error naming the fix,
+    # and nothing is written
+    (top / "elsewhere").mkdir()
+    plain_file = f.with_name("plain.prompty")
+    plain_file.write_text("---\nmodel:\n  api: chat\n---\nuser:\n![a cat](img/./cat.png)\n")
+    plain = load_prompt(plain_file)  # no root=: the folder is the limit
+    with pytest.raises(pk.PromptError) as err:
+        save_prompt(plain, top / "elsewhere" / "look.prompty")
+    message = str(err.value)
+    assert "'img/./cat.png'" in message and "outside the new file's folder" in message
+    assert f"copy the image into {top / 'elsewhere'}" in message
+    assert not (top / "elsewhere" / "look.prompty").exists()
+    # within root=, a folder beside the old one takes '..' paths that need root= again
+    beside = save_prompt(loaded, top / "shared" / "look.prompty")
+    assert "![a cat](../sub/img/cat.png) and ![a dog](dog.png \"title\")" in beside.read_text()
+    with pytest.raises(pk.PromptError, match="points outside"):
+        load_prompt(beside).render()
+    moved = pk.prompty.load(beside, root=top)
+    assert _local_images(moved, "../sub/img/cat.png") == [PNG, PNG + b"\x01", PNG]
