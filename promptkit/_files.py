@@ -14,14 +14,22 @@ history message's parts) are written as part dicts; a relative ``path`` in one i
 the prompt file's folder, not from the current directory, so the file loads the same
 wherever Python was started::
 
+    # shapes.yaml
+    technique: FewShot
+    instruction: Name the shape in the picture.
+    template: "{{ photo }}"
     examples:
-      - input: {photo: {type: image, path: shapes/square.png}}   # beside classify.yaml
+      - input: {photo: {type: image, path: shapes/square.png}}   # beside shapes.yaml
         output: square
 
 :func:`save_prompt` writes a path relative to the new file's folder when the media lies
-inside it, absolute otherwise. ``.prompty`` files are read by :mod:`promptkit.prompty`
-(their markdown images are taken from the ``.prompty`` file's folder too);
-:func:`load_prompt` dispatches to it.
+inside it (``..`` folded away first), absolute otherwise, and ``~/...`` as written.
+``.prompty`` files are read by :mod:`promptkit.prompty` (their markdown images are taken
+from the ``.prompty`` file's folder too and must stay inside it); :func:`load_prompt`
+dispatches to it. Saving a loaded ``.prompty`` prompt into another folder rewrites its
+local image paths relative to the new file; an image outside the new folder raises
+:class:`~promptkit.PromptError` (save it where the images are, or copy them), and paths
+the template builds from values (``![x]({{ pic }})``) are left as written.
 """
 
 from __future__ import annotations

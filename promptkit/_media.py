@@ -21,7 +21,8 @@ Rules:
   directory; one written in a file (a JSON/YAML prompt file, a ``.prompty`` file, a JSONL
   dataset, an evaluation or optimisation config) is taken from that file's folder, so the
   file works wherever Python was started. Saving a prompt writes each path relative to the
-  new file's folder when it lies inside it, and absolute otherwise. An unreadable file, a
+  new file's folder when it lies inside it (after ``..`` is folded away), absolute
+  otherwise, and a ``~/...`` path as written. An unreadable file, a
   media type that does not match the bytes, or a part over its size limit raise
   :class:`~promptkit.MediaError` naming the file (a missing one: the path tried, and what a
   relative path was taken from) and the fix.
@@ -39,12 +40,13 @@ import base64
 import binascii
 import hashlib
 import mimetypes
+import os
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -198,9 +200,11 @@ class _Media(BaseModel):
     @field_serializer("path", when_used="json-unless-none")
     def _path_saved(self, value: Path) -> str:
         folder = _SAVE_DIR.get()
-        if folder is None:
-            return str(value)
-        full = Path.cwd() / value.expanduser()  # a relative path given in code: the cwd's
+        if folder is None or home_relative(value):
+            return str(value)  # ~/... stays as written: portable between machines
+        # a relative path given in code is the cwd's; normalised so that "a/../b" cannot
+        # pass for a path inside the folder (lexically: symlinks are not followed)
+        full = Path(os.path.normpath(Path.cwd() / value))
         try:
             return full.relative_to(folder).as_posix()  # beside the file: stays portable
         except ValueError:
@@ -227,7 +231,8 @@ class _Media(BaseModel):
             self._bytes = self.data
         origin = _FILE_BASE.get()  # inside paths_from(): a relative path is the file's
         path = self.path
-        if origin is not None and path is not None and not path.expanduser().is_absolute():
+        if (origin is not None and path is not None and not path.is_absolute()
+                and not home_relative(path)):  # ~/... is the home folder's, not the file's
             folder, where = origin
             self._written = (str(path), where, folder)
             object.__setattr__(self, "path", folder / path)
@@ -291,7 +296,7 @@ class _Media(BaseModel):
 
     def _read_file(self, path: Path) -> bytes:
         try:
-            data = path.expanduser().read_bytes()
+            data = expand_path(path).read_bytes()
         except OSError as exc:
             raise MediaError(
                 f"Cannot read the {self._kind} file {self._whence(path)}: "
@@ -309,7 +314,7 @@ class _Media(BaseModel):
         if self._written is not None:
             written, where, folder = self._written
             return f"{str(path)!r} ({written!r} in {where}, taken from {str(folder)!r})"
-        full = path.expanduser()
+        full = expand_path(path)
         if full.is_absolute():
             return repr(str(full))
         return (f"{str(Path.cwd() / full)!r} ({str(path)!r} given in code, taken from the "
@@ -467,6 +472,7 @@ class FilePart(_Media):
 
 Part = Annotated[TextPart | ImagePart | AudioPart | FilePart, Field(discriminator="type")]
 MediaPart = ImagePart | AudioPart | FilePart
+_MediaT = TypeVar("_MediaT", bound=_Media)
 
 
 # --------------------------------------------------------------------------- constructors
@@ -549,6 +555,43 @@ def File(
 # --------------------------------------------------------------------------- helpers
 
 
+def home_relative(path: str | Path) -> bool:
+    """Whether ``path`` starts with ``~`` or ``~user`` (a home folder, not a relative path).
+
+    >>> home_relative("~/pics/a.png"), home_relative("pics/~a.png")
+    (True, False)
+    """
+    return str(path).startswith("~")
+
+
+def expand_path(path: str | Path) -> Path:
+    """``path`` with a leading ``~`` or ``~user`` expanded to that home folder.
+
+    Raises :class:`~promptkit.MediaError` naming the path when the home folder is unknown
+    (no such user, or no home for the current one) instead of ``Path.expanduser``'s
+    ``RuntimeError``.
+
+    >>> expand_path("/data/a.png").as_posix()
+    '/data/a.png'
+    """
+    p = Path(path)
+    try:
+        return p.expanduser()
+    except RuntimeError as exc:
+        raise MediaError(
+            f"Cannot expand the path {str(p)!r}: {str(exc).rstrip('.')}. A path starting "
+            "with '~name' is the home folder of the user 'name'; write the path in full (or "
+            "~/... for your own home folder)."
+        ) from None
+
+
+def written_in(part: _MediaT, written: str, where: str, folder: Path) -> _MediaT:
+    """``part`` (built from a checked full path) noted as written ``written`` in the file
+    ``where`` and taken from ``folder``, so that its errors name the reference as written."""
+    part._written = (written, where, folder)
+    return part
+
+
 @contextmanager
 def paths_from(folder: str | Path, where: str) -> Iterator[None]:
     """Within the block, media parts built with a relative path take it from ``folder``
@@ -559,7 +602,7 @@ def paths_from(folder: str | Path, where: str) -> Iterator[None]:
     >>> part.path.as_posix()
     '/data/prompts/img.png'
     """
-    token = _FILE_BASE.set((Path(folder).expanduser().resolve(), where))
+    token = _FILE_BASE.set((expand_path(folder).resolve(), where))
     try:
         yield
     finally:
@@ -571,7 +614,7 @@ def paths_saved_to(folder: str | Path) -> Iterator[None]:
     """Within the block, media paths serialise (``model_dump(mode="json")``) as a file in
     ``folder`` must write them to reach the same file: relative to ``folder`` when inside
     it, absolute otherwise."""
-    token = _SAVE_DIR.set(Path(folder).expanduser().resolve())
+    token = _SAVE_DIR.set(expand_path(folder).resolve())
     try:
         yield
     finally:

@@ -304,3 +304,38 @@ def test_equality_does_not_depend_on_a_lazy_read(tmp_path: Path) -> None:
     assert read == unread and hash(read) == hash(unread)
     assert pk.Image(f, detail="low") != unread
     assert pk.Image(PNG) != pk.Image(PNG + b"\x00")
+
+
+NO_USER = "~no_such_user_promptkit_zz/x.png"  # "~name": the home of a user that is not there
+
+
+def test_a_home_folder_that_cannot_be_found_is_a_media_error(tmp_path: Path) -> None:
+    from promptkit._files import load_prompt, save_prompt
+    from promptkit._media import expand_path
+    from promptkit.evaluation import Dataset
+
+    for attempt in (lambda: expand_path(NO_USER), lambda: pk.Image(NO_USER).read(),
+                    lambda: pk.Audio(Path(NO_USER)).read()):
+        with pytest.raises(pk.MediaError) as err:
+            attempt()
+        assert repr(NO_USER) in str(err.value) and "write the path in full" in str(err.value)
+    # a prompt file holding one loads (the file is read when sent) and saves it as written
+    f = tmp_path / "p.yaml"
+    f.write_text('technique: FewShot\ntemplate: "{{ photo }}"\nexamples:\n'
+                 f"  - input: {{photo: {{type: image, path: '{NO_USER}'}}}}\n    output: x\n")
+    loaded = load_prompt(f)
+    assert isinstance(loaded, pk.Prompt)
+    photo = loaded.examples[0].input["photo"]
+    assert isinstance(photo, pk.ImagePart) and photo.path == Path(NO_USER)  # not the file's
+    with pytest.raises(pk.MediaError, match="write the path in full"):
+        photo.read()
+    saved = save_prompt(loaded, tmp_path / "q.yaml")
+    assert f"path: {NO_USER}" in saved.read_text()
+    # so does a dataset
+    data = tmp_path / "d.jsonl"
+    data.write_text(json.dumps({"photo": {"type": "image", "path": NO_USER}, "expected": "x"})
+                    + "\n")
+    column = Dataset.load(data)[0].fields["photo"]
+    assert column.path == Path(NO_USER)
+    with pytest.raises(pk.MediaError, match="write the path in full"):
+        column.read()

@@ -69,7 +69,11 @@ Security — ``.prompty`` files may come from anyone:
   mustache renderer only looks names up in mappings, lists and pydantic model fields, and
   never calls anything.
 - ``${file:...}`` references, ``base:`` files and local images must stay inside the
-  ``.prompty`` file's folder (or ``root=``); the reference reads any path.
+  ``.prompty`` file's folder (or ``root=``); the reference reads any path. A path is
+  taken from the file's folder and resolved (``..`` and symlinks followed) before the
+  check, and the file read is the one checked; a path starting with ``~`` is refused
+  (never expanded to a home folder). Both raise :class:`~promptkit.PromptError` naming
+  the reference.
 - ``${env:VAR}`` is kept unresolved in ``model.configuration`` (see
   :meth:`PromptyPrompt.resolved_configuration`), so an API key never sits in the prompt
   object or in a saved file, and anywhere else it is refused unless

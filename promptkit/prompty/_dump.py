@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import typing
 from pathlib import Path
@@ -20,6 +21,8 @@ from ._core import (
 )
 from ._format import (
     FRONT_MATTER,
+    IMAGE,
+    FileRefs,
     drop_final_newline,
     flatten_extends,
     is_reference,
@@ -140,10 +143,54 @@ def _body(prompt: PromptyPrompt) -> str:
     return body
 
 
-def _dump_prompty(prompt: PromptyPrompt) -> str:
+def _moved_images(body: str, prompt: PromptyPrompt, folder: Path) -> str:
+    """``body`` with each local markdown image path rewritten for a file in ``folder``:
+    relative to it, reaching the same file. A path that would leave ``folder`` (or the
+    prompt's ``root=``, when it holds ``folder``) raises :class:`~promptkit.PromptError`,
+    since a ``.prompty`` image must stay inside its file's folder. URLs, ``data:`` URLs and
+    paths the template builds (``{{ }}``/``{% %}``) are left as written."""
+    if prompt.base_dir is None or prompt.base_dir.resolve() == folder:
+        return body
+    refs = FileRefs(prompt.base_dir, prompt.root, prompt.label)
+    root = folder  # a root= wider than the old folder, holding the new one, still applies
+    if refs.root is not None and refs.root != refs.base_dir and _holds(refs.root, folder):
+        root = refs.root
+
+    def moved(match: re.Match[str]) -> str:
+        filename = match.group("filename")
+        ref = filename.split(" ")[0].strip()
+        if (not ref or ref.startswith(("http://", "https://", "data:"))
+                or "{{" in ref or "{%" in ref):
+            return match.group(0)
+        target = refs.path(ref, "image")  # '~' or outside the old folder: refused as on load
+        if not _holds(root, target):
+            raise PromptError(
+                f"{prompt.label}: cannot save to {folder}: image {ref!r} is {target}, outside "
+                "the new file's folder, and a .prompty image must stay inside its file's folder "
+                f"(or root=). Save the .prompty file in a folder that holds the image, or copy "
+                f"the image into {folder} and refer to it there."
+            )
+        new = Path(os.path.relpath(target, folder)).as_posix()
+        return f"{match.group('alt')}({filename.replace(ref, new, 1)})"
+
+    return IMAGE.sub(moved, body)
+
+
+def _holds(folder: Path, path: Path) -> bool:
+    try:
+        path.relative_to(folder)
+    except ValueError:
+        return False
+    return True
+
+
+def _dump_prompty(prompt: PromptyPrompt, folder: Path | None = None) -> str:
     fm = _front_matter(prompt)
     _check_strings(fm, "")
-    text = "---\n" + _yaml_text(fm) + "---\n" + _body(prompt)
+    body = _body(prompt)
+    if folder is not None:
+        body = _moved_images(body, prompt, folder)
+    text = "---\n" + _yaml_text(fm) + "---\n" + body
     # what the loader will see must be what we meant
     match = FRONT_MATTER.search(text)
     if match is None or read_yaml(match.group(1), "<dump>") != fm:  # pragma: no cover
@@ -432,9 +479,19 @@ def dump(prompt: PromptBase) -> str:
 
 
 def save(prompt: PromptBase, path: str | Path) -> Path:
-    """Write :func:`dump`'s text to ``path`` (UTF-8); returns the path."""
+    """Write :func:`dump`'s text to ``path`` (UTF-8); returns the path.
+
+    A :class:`PromptyPrompt` loaded from a file and saved into another folder has its
+    local markdown image paths rewritten relative to the new file, so they reach the same
+    images; one that would lie outside the new folder (or ``root=``) raises
+    :class:`~promptkit.PromptError` before anything is written. Paths the template builds
+    from values (``![x]({{ pic }})``) are left as written.
+    """
     p = Path(path)
-    text = dump(prompt)
+    if isinstance(prompt, PromptyPrompt):
+        text = _dump_prompty(prompt, p.parent.resolve())
+    else:
+        text = dump(prompt)
     try:
         p.write_text(text, encoding="utf-8")
     except OSError as exc:

@@ -139,6 +139,13 @@ class FileRefs:
                 f"{self.where}: {what} {rel!r} is relative to the .prompty file, but the text "
                 "was not loaded from a file: pass base_dir= to loads()."
             )
+        if rel.startswith("~"):  # the home folder: never expanded, never reached
+            raise PromptError(
+                f"{self.where}: {what} {rel!r} starts with '~', but a path in a .prompty file "
+                f"is taken from the file's folder and must stay inside {self.root} ('~' is not "
+                "expanded to a home folder). Copy the file next to the .prompty file and write "
+                "its path relative to it."
+            )
         target = (self.base_dir / rel).resolve()
         if not _inside(target, self.root):
             raise PromptError(
@@ -321,12 +328,12 @@ def _image_part(item: str, refs: FileRefs) -> Any:
         return ImagePart(url=item)  # not base64: passed through as the reference does
     if item.startswith(("http://", "https://", "data:")):
         return Image(item)
-    from .._media import paths_from
+    from .._media import written_in
 
-    refs.path(item, "image")  # refuses a file outside the prompt's folder (or root=)
+    target = refs.path(item, "image")  # refuses '~' and a file outside the folder (or root=)
     assert refs.base_dir is not None  # refs.path refuses text not loaded from a file
-    with paths_from(refs.base_dir, f"the .prompty {refs.where!r}"):  # errors say so
-        return Image(item)
+    # the part reads exactly the path checked; its errors name the reference as written
+    return written_in(Image(target), item, f"the .prompty {refs.where!r}", refs.base_dir)
 
 
 def image_url(item: str, refs: FileRefs) -> str:
