@@ -23,6 +23,7 @@ from ._format import (
     FRONT_MATTER,
     IMAGE,
     FileRefs,
+    _inside,
     drop_final_newline,
     flatten_extends,
     is_reference,
@@ -153,7 +154,7 @@ def _moved_images(body: str, prompt: PromptyPrompt, folder: Path) -> str:
         return body
     refs = FileRefs(prompt.base_dir, prompt.root, prompt.label)
     root = folder  # a root= wider than the old folder, holding the new one, still applies
-    if refs.root is not None and refs.root != refs.base_dir and _holds(refs.root, folder):
+    if refs.root is not None and refs.root != refs.base_dir and _inside(folder, refs.root):
         root = refs.root
 
     def moved(match: re.Match[str]) -> str:
@@ -163,7 +164,7 @@ def _moved_images(body: str, prompt: PromptyPrompt, folder: Path) -> str:
                 or "{{" in ref or "{%" in ref):
             return match.group(0)
         target = refs.path(ref, "image")  # '~' or outside the old folder: refused as on load
-        if not _holds(root, target):
+        if not _inside(target, root):
             raise PromptError(
                 f"{prompt.label}: cannot save to {folder}: image {ref!r} is {target}, outside "
                 "the new file's folder, and a .prompty image must stay inside its file's folder "
@@ -174,14 +175,6 @@ def _moved_images(body: str, prompt: PromptyPrompt, folder: Path) -> str:
         return f"{match.group('alt')}({filename.replace(ref, new, 1)})"
 
     return IMAGE.sub(moved, body)
-
-
-def _holds(folder: Path, path: Path) -> bool:
-    try:
-        path.relative_to(folder)
-    except ValueError:
-        return False
-    return True
 
 
 def _dump_prompty(prompt: PromptyPrompt, folder: Path | None = None) -> str:
