@@ -194,5 +194,11 @@ def save_prompt(prompt: PromptBase, path: str | Path) -> Path:
         text = _yaml().safe_dump(data, sort_keys=False, allow_unicode=True)
     else:
         raise PromptError(f"{p}: save as .json or .yaml (got {suffix or 'no suffix'!r}).")
-    p.write_text(text, encoding="utf-8")
+    try:
+        p.write_text(text, encoding="utf-8")
+    except OSError as exc:  # as the .prompty writer says it
+        raise PromptError(
+            f"Cannot write {p}: {exc.strerror or exc}. Check that its folder exists and is "
+            "writable."
+        ) from None
     return p

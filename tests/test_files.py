@@ -367,3 +367,16 @@ def test_save_prompt_to_another_folder_rewrites_prompty_image_paths(
         load_prompt(beside).render()
     moved = pk.prompty.load(beside, root=top)
     assert _local_images(moved, "../sub/img/cat.png") == [PNG, PNG + b"\x01", PNG]
+
+
+@pytest.mark.parametrize("name", ["p.yaml", "p.json", "p.prompty"])
+def test_saving_into_a_missing_folder_is_a_prompt_error(tmp_path: Path, name: str) -> None:
+    prompt = pk.ZeroShot(instruction="Say hi.")
+    if name.endswith(".prompty"):
+        src = tmp_path / "src.prompty"
+        src.write_text("---\nname: x\nmodel:\n  api: chat\n---\nuser:\nSay hi.\n", encoding="utf-8")
+        prompt = pk.load_prompt(src)
+    target = tmp_path / "missing" / name
+    with pytest.raises(pk.PromptError, match="folder exists"):
+        pk.save_prompt(prompt, target)
+    assert not target.parent.exists()

@@ -488,5 +488,8 @@ def save(prompt: PromptBase, path: str | Path) -> Path:
     try:
         p.write_text(text, encoding="utf-8")
     except OSError as exc:
-        raise PromptError(f"Cannot write {p}: {exc.strerror}.") from None
+        raise PromptError(
+            f"Cannot write {p}: {exc.strerror or exc}. Check that its folder exists and is "
+            "writable."
+        ) from None
     return p
