@@ -167,9 +167,12 @@ def test_generate_endpoint_is_raw(mock: respx.MockRouter) -> None:
 
 
 def test_n_is_several_requests_with_distinct_seeds(mock: respx.MockRouter) -> None:
-    texts = iter(["a", "b", "c"])
+    # the requests run concurrently: each reply is chosen by its seed, not arrival order
+    by_seed = {5: "a", 6: "b", 7: "c"}
     route = mock.post("/api/chat").mock(
-        side_effect=lambda request: httpx.Response(200, json=chat_reply(next(texts)))
+        side_effect=lambda request: httpx.Response(
+            200, json=chat_reply(by_seed[json.loads(request.content)["options"]["seed"]])
+        )
     )
     done = LLM(ollama()).complete("x", n=3, seed=5)
     assert route.call_count == 3 and done.texts == ["a", "b", "c"]

@@ -437,9 +437,12 @@ def test_llama_server_body_and_renames(mock: respx.MockRouter) -> None:
 
 
 def test_llama_server_n_is_topped_up(mock: respx.MockRouter) -> None:
-    replies = iter(["one", "two", "three"])
+    # the requests run concurrently: each reply is chosen by its seed, not arrival order
+    by_seed = {10: "one", 11: "two", 12: "three"}
     route = mock.post("/chat/completions").mock(
-        side_effect=lambda request: httpx.Response(200, json=chat_reply(next(replies)))
+        side_effect=lambda request: httpx.Response(
+            200, json=chat_reply(by_seed[json.loads(request.content)["seed"]])
+        )
     )
     done = LLM(llama()).complete("pick", n=3, seed=10)
     assert route.call_count == 3
