@@ -339,3 +339,104 @@ def test_a_home_folder_that_cannot_be_found_is_a_media_error(tmp_path: Path) -> 
     assert column.path == Path(NO_USER)
     with pytest.raises(pk.MediaError, match="write the path in full"):
         column.read()
+
+
+def test_csv_media_columns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from promptkit.evaluation import Dataset, evaluate, load_dataset
+
+    (tmp_path / "receipts").mkdir()
+    (tmp_path / "receipts" / "1.png").write_bytes(PNG)
+    (tmp_path / "memo.wav").write_bytes(WAV)
+    data_url = "data:image/png;base64," + base64.b64encode(PNG + b"\x01").decode()
+    data = tmp_path / "data.csv"
+    data.write_text(
+        "id,photo,memo,note,expected\n"
+        "a,receipts/1.png,memo.wav,receipts/1.png,12.50\n"
+        f'b,"{data_url}",memo.wav,plain,3.20\n'  # quoted: a data: URL holds a comma
+        "c,https://img.test/3.png,memo.wav,,7.00\n"
+    )
+    monkeypatch.chdir(tmp_path / "receipts")  # relative paths: from the file's folder
+    ds = load_dataset(data, media={"photo": "image", "memo": "audio"})
+    first, second, third = (r.fields for r in ds)
+    assert isinstance(first["photo"], pk.ImagePart)
+    assert first["photo"].path == tmp_path / "receipts" / "1.png"
+    assert first["photo"].read() == PNG and second["photo"].read() == PNG + b"\x01"
+    assert third["photo"].url == "https://img.test/3.png"
+    assert isinstance(first["memo"], pk.AudioPart) and first["memo"].read() == WAV
+    assert first["note"] == "receipts/1.png"  # not named in media=: text as before
+    assert Dataset.load(data)[0].fields["photo"] == "receipts/1.png"  # nor without media=
+
+    def reply(request: Request) -> str:
+        assert request.messages is not None
+        image = request.messages[-1].content[1]
+        return {PNG: "12.50", PNG + b"\x01": "3.20"}.get(image.read(), "7.00")
+
+    prompt = pk.Prompt(instruction="Read the total.", template="Total of {{ photo }}?")
+    local = Dataset(ds.records[:2])  # the URL is never fetched: only the local images here
+    report = evaluate({"v": prompt}, local, pk.LLM(pk.FakeBackend(reply)), progress=False)
+    assert report.results[0].accuracy == 1.0
+
+
+@pytest.mark.parametrize(
+    ("csv", "media", "match"),
+    [
+        ("photo,expected\n,x\n", {"photo": "image"}, r"line 2.*field 'photo'.*empty cell"),
+        ("photo,expected\nnope.png,x\n", {"photo": "video"}, r"one of \['audio', 'file'"),
+        ("photo,expected\na.png,x\n", {"expected": "image"}, "expected answer"),
+        ("photo,expected\na.png,x\n", {"pic": "image"}, r"\['pic'\] that the header row"),
+        ("photo,expected\nnope.png,x\n", {"photo": "image"}, None),  # read when sent
+    ],
+)
+def test_csv_media_column_errors(
+    tmp_path: Path, csv: str, media: dict[str, str], match: str | None
+) -> None:
+    from promptkit.evaluation import Dataset
+
+    data = tmp_path / "d.csv"
+    data.write_text(csv)
+    if match is None:
+        part = Dataset.load(data, media=media)[0].fields["photo"]
+        with pytest.raises(pk.MediaError, match=r"nope\.png.*d\.csv"):
+            part.read()
+        return
+    with pytest.raises(pk.DatasetError, match=match):
+        Dataset.load(data, media=media)
+
+
+def test_media_columns_in_rows_and_jsonl(tmp_path: Path) -> None:
+    from promptkit.evaluation import Dataset
+
+    (tmp_path / "a.png").write_bytes(PNG)
+    rows = Dataset.from_rows([{"photo": str(tmp_path / "a.png"), "expected": "x"}],
+                             media={"photo": "image"})
+    assert rows[0].fields["photo"].read() == PNG
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"photo": "a.png", "expected": "x"}\n'
+                    '{"photo": {"type": "image", "path": "a.png"}, "expected": "y"}\n')
+    ds = Dataset.load(data, media={"photo": "image"})
+    assert [r.fields["photo"].read() for r in ds] == [PNG, PNG]
+    with pytest.raises(pk.DatasetError, match="a int"):
+        Dataset.from_rows([{"photo": 3, "expected": "x"}], media={"photo": "image"})
+
+
+def test_media_key_in_evaluation_and_optimisation_configs(tmp_path: Path) -> None:
+    from promptkit.evaluation._config import load_config as load_eval
+    from promptkit.optimization._config import load_config as load_opt
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "1.png").write_bytes(PNG)
+    (tmp_path / "data" / "d.csv").write_text("photo,expected\n1.png,12.50\n")
+    common = 'dataset = "data/d.csv"\nmedia = { photo = "image" }\n'
+    ev = tmp_path / "eval.toml"
+    ev.write_text(common + '[variants.v]\ntechnique = "ZeroShot"\ninstruction = "Read."\n'
+                  'template = "{{ photo }}"\n')
+    photo = load_eval(ev).scored[0].fields["photo"]
+    assert isinstance(photo, pk.ImagePart) and photo.read() == PNG
+    opt = tmp_path / "opt.toml"
+    opt.write_text(common + 'prompt = { technique = "ZeroShot", instruction = "Read.", '
+                   'template = "{{ photo }}" }\n')
+    assert load_opt(opt).dataset[0].fields["photo"].read() == PNG
+    ev.write_text('dataset = "data/d.csv"\nmedia = { photo = 3 }\n[variants.v]\n'
+                  'technique = "ZeroShot"\ninstruction = "Read."\n')
+    with pytest.raises(pk.ConfigurationError, match=r"media\.photo"):
+        load_eval(ev)

@@ -5,6 +5,7 @@ file. Every key but ``dataset`` and ``variants`` is optional::
 
     dataset = "data/arithmetic.jsonl"   # .jsonl or .csv
     expected = "answer"                 # the field holding the expected answer
+    # media = { photo = "image" }       # columns holding a path/URL of an image/audio/file
     inputs = { input = "question" }     # prompt variable = dataset field, for every variant
     metric = "numeric"                  # exact_match | contains | regex | numeric | judge,
                                         # or a table: { type = "numeric", tolerance = 0.5 }
@@ -83,9 +84,9 @@ _T = TypeVar("_T")
 
 _TOP = frozenset(
     {
-        "dataset", "expected", "id", "inputs", "metric", "split", "limit", "concurrency",
-        "confidence", "out", "params", "backends", "prices", "variants", "outputs",
-        "allow_overlap", "retry_failed",
+        "dataset", "expected", "id", "media", "inputs", "metric", "split", "limit",
+        "concurrency", "confidence", "out", "params", "backends", "prices", "variants",
+        "outputs", "allow_overlap", "retry_failed",
     }
 )  # fmt: skip
 _EVAL_KEYS = frozenset(
@@ -285,6 +286,17 @@ def as_params(value: Any, where: str) -> SamplingParams | None:
     return own if base is None else base.merge(own)
 
 
+def load_dataset_key(data: Mapping[str, Any], base: Path, expected: str) -> Dataset:
+    """The config's ``dataset`` file, read with its ``id`` and ``media`` keys."""
+    media = as_strings(data["media"], "media") if "media" in data else None
+    return Dataset.load(
+        as_path(base, data["dataset"], "dataset"),
+        expected=expected,
+        id=str(data.get("id", "id")),
+        media=media,
+    )
+
+
 def as_strings(value: Any, where: str) -> dict[str, str]:
     table = as_table(value, where)
     for k, v in table.items():
@@ -479,9 +491,7 @@ def _build(data: dict[str, Any], p: Path, base: Path) -> EvalConfig:
     if "dataset" not in data:
         raise ConfigurationError('`dataset = "path/to/data.jsonl"` is missing.')
     expected = str(data.get("expected", "expected"))
-    dataset = Dataset.load(
-        as_path(base, data["dataset"], "dataset"), expected=expected, id=str(data.get("id", "id"))
-    )
+    dataset = load_dataset_key(data, base, expected)
     split: Split | None = None
     if data.get("split") is not None:
         spec = as_table(data["split"], "split")

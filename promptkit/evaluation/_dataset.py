@@ -19,19 +19,31 @@ import csv
 import json
 import os
 import random
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, overload
 
 from .._errors import MediaError
-from .._media import AudioPart, FilePart, ImagePart, media_from_value, paths_from
+from .._media import (
+    Audio,
+    AudioPart,
+    File,
+    FilePart,
+    Image,
+    ImagePart,
+    media_from_value,
+    paths_from,
+)
 from ..prompts import Example
 from ._errors import DatasetError
 
 __all__ = ["Dataset", "Record", "Split", "load_dataset", "split"]
 
 _PARTS = (ImagePart, AudioPart, FilePart)
+
+#: What a ``media=`` column may hold, and how a cell (a path, URL or ``data:`` URL) is read.
+MEDIA_KINDS: dict[str, Callable[[str], Any]] = {"image": Image, "audio": Audio, "file": File}
 
 
 @dataclass(frozen=True)
@@ -82,6 +94,7 @@ class Dataset(Sequence[Record]):
         expected: str = "expected",
         id: str = "id",
         name: str = "dataset",
+        media: Mapping[str, str] | None = None,
     ) -> Dataset:
         """Records from dicts: ``expected`` names the answer's key, ``id`` the key holding
         each row's id (rows without it are numbered from 1).
@@ -89,11 +102,14 @@ class Dataset(Sequence[Record]):
         >>> Dataset.from_rows([{"q": "2+2?", "a": 4}], expected="a")[0]
         Record(id='1', fields={'q': '2+2?'}, expected=4, source='row 1')
         """
+        kinds = _media_kinds(media, expected, id)
         out = []
         for i, row in enumerate(rows, start=1):
             if not isinstance(row, Mapping):
                 raise DatasetError(f"row {i} is a {type(row).__name__}, not a mapping of fields.")
-            out.append(_record(row, expected, id, str(i), f"row {i}", path=None, line=None))
+            out.append(
+                _record(row, expected, id, str(i), f"row {i}", path=None, line=None, media=kinds)
+            )
         return cls(out, name=name)
 
     @classmethod
@@ -103,17 +119,26 @@ class Dataset(Sequence[Record]):
         *,
         expected: str = "expected",
         id: str = "id",
+        media: Mapping[str, str] | None = None,
     ) -> Dataset:
         """Read a ``.jsonl`` (one JSON object per line; blank lines skipped) or ``.csv``
         (a header row, then one record per row; values are strings) file. Rows without an
         ``id`` are numbered by their line. A bad row raises :class:`DatasetError` naming
-        the file, the line and the field."""
+        the file, the line and the field.
+
+        Media: a JSONL field may hold a part as an object (``{"type": "image", "path":
+        "receipts/1.png"}``) or a list of them. ``media={"photo": "image"}`` reads the
+        ``photo`` column's text (a path, an ``http(s)`` URL or a ``data:`` URL) as an image
+        (``"audio"`` and ``"file"`` likewise): the way for a CSV file to carry media. A
+        relative path is taken from the dataset file's folder; an empty cell is an error.
+        """
         p = Path(path)
         suffix = p.suffix.lower()
+        kinds = _media_kinds(media, expected, id)
         if suffix in (".jsonl", ".ndjson"):
-            records = _read_jsonl(p, expected, id)
+            records = _read_jsonl(p, expected, id, kinds)
         elif suffix == ".csv":
-            records = _read_csv(p, expected, id)
+            records = _read_csv(p, expected, id, kinds)
         else:
             raise DatasetError(
                 f"unknown dataset file type {suffix or '(none)'!r}: use .jsonl or .csv.",
@@ -222,8 +247,10 @@ def load_dataset(
     *,
     expected: str = "expected",
     id: str = "id",
+    media: Mapping[str, str] | None = None,
 ) -> Dataset:
-    """Read a labelled ``.jsonl`` or ``.csv`` file (see :meth:`Dataset.load`).
+    """Read a labelled ``.jsonl`` or ``.csv`` file (see :meth:`Dataset.load`; ``media=``
+    names the columns that hold images, audio or files).
 
     >>> import os, tempfile
     >>> path = os.path.join(tempfile.mkdtemp(), "data.jsonl")
@@ -234,7 +261,7 @@ def load_dataset(
     ...     print(exc.line, exc.field)
     2 a
     """
-    return Dataset.load(path, expected=expected, id=id)
+    return Dataset.load(path, expected=expected, id=id, media=media)
 
 
 def split(dataset: Dataset, holdout: float = 0.5, *, seed: int = 0) -> Split:
@@ -303,6 +330,7 @@ def _record(
     *,
     path: str | None,
     line: int | None,
+    media: Mapping[str, str] | None = None,
 ) -> Record:
     prefix = "" if line is not None or path is not None else f"{source}: "
     if expected not in row:
@@ -333,14 +361,65 @@ def _record(
             line=line,
         )
     fields = {str(k): v for k, v in row.items() if k != expected}
+    for k, kind in (media or {}).items():
+        try:
+            fields[k] = _media_cell(fields.get(k), kind, path)
+        except (MediaError, ValueError) as exc:
+            raise DatasetError(
+                f"{prefix}field {k!r}: {exc}", field=k, path=path, line=line
+            ) from None
     for k, v in fields.items():
+        if k in (media or {}):
+            continue
         if isinstance(v, dict | list) and v:
             try:
                 fields[k] = _media_column(v, Path(path).parent if path else None, str(path))
             except MediaError as exc:
-                raise DatasetError(f"{prefix}field {k!r}: {exc}", field=k, path=path,
-                                   line=line) from None
+                raise DatasetError(
+                    f"{prefix}field {k!r}: {exc}", field=k, path=path, line=line
+                ) from None
     return Record(str(ident), fields, value, source)
+
+
+def _media_kinds(media: Mapping[str, str] | None, expected: str, id_field: str) -> dict[str, str]:
+    """``media=`` checked: column -> ``"image"``/``"audio"``/``"file"``."""
+    kinds = dict(media or {})
+    for column, kind in kinds.items():
+        if kind not in MEDIA_KINDS:
+            raise DatasetError(
+                f"media={{{column!r}: {kind!r}}}: a media column holds one of "
+                f"{sorted(MEDIA_KINDS)}.",
+                field=column,
+            )
+        if column in (expected, id_field):
+            what = "the expected answer" if column == expected else "the id"
+            raise DatasetError(
+                f"media={{{column!r}: ...}}: {column!r} is {what}, not an input column.",
+                field=column,
+            )
+    return kinds
+
+
+def _media_cell(value: Any, kind: str, path: str | None) -> Any:
+    """A ``media=`` column's value as a part: text read by :data:`MEDIA_KINDS` (a relative
+    path taken from the dataset file's folder), a part or part object as it is."""
+    if value is None:
+        raise ValueError(f"the column is missing; media= names it as {kind!r}.")
+    if isinstance(value, _PARTS):
+        return value
+    if isinstance(value, dict | list):
+        return _media_column(value, Path(path).parent if path else None, str(path))
+    if not isinstance(value, str) or not value.strip():
+        got = "an empty cell" if isinstance(value, str) else f"a {type(value).__name__}"
+        raise ValueError(
+            f"expected a path, URL or data: URL of the {kind}, got {got}. Fill the cell, or "
+            "leave the column out of media= if it is not meant to hold media."
+        )
+    make = MEDIA_KINDS[kind]
+    if path is None:
+        return make(value.strip())
+    with paths_from(Path(path).parent, str(path)):
+        return make(value.strip())
 
 
 def _media_column(value: Any, base: Path | None, where: str) -> Any:
@@ -353,15 +432,29 @@ def _media_column(value: Any, base: Path | None, where: str) -> Any:
 
 
 def _file_record(
-    row: Mapping[str, Any], expected: str, id_field: str, p: Path, line_no: int
+    row: Mapping[str, Any],
+    expected: str,
+    id_field: str,
+    p: Path,
+    line_no: int,
+    media: Mapping[str, str] | None = None,
 ) -> Record:
     """The record of line ``line_no`` of the file ``p`` (its id defaults to the line)."""
     return _record(
-        row, expected, id_field, str(line_no), f"{p.name}:{line_no}", path=str(p), line=line_no
+        row,
+        expected,
+        id_field,
+        str(line_no),
+        f"{p.name}:{line_no}",
+        path=str(p),
+        line=line_no,
+        media=media,
     )
 
 
-def _read_jsonl(p: Path, expected: str, id_field: str) -> list[Record]:
+def _read_jsonl(
+    p: Path, expected: str, id_field: str, media: Mapping[str, str] | None = None
+) -> list[Record]:
     try:
         text = p.read_text(encoding="utf-8-sig")
     except OSError as exc:
@@ -382,11 +475,13 @@ def _read_jsonl(p: Path, expected: str, id_field: str) -> list[Record]:
             raise DatasetError(
                 f"expected a JSON object, got {type(row).__name__}.", path=str(p), line=line_no
             )
-        out.append(_file_record(row, expected, id_field, p, line_no))
+        out.append(_file_record(row, expected, id_field, p, line_no, media))
     return out
 
 
-def _read_csv(p: Path, expected: str, id_field: str) -> list[Record]:
+def _read_csv(
+    p: Path, expected: str, id_field: str, media: Mapping[str, str] | None = None
+) -> list[Record]:
     try:
         fh = p.open(encoding="utf-8-sig", newline="")
     except OSError as exc:
@@ -399,6 +494,14 @@ def _read_csv(p: Path, expected: str, id_field: str) -> list[Record]:
             if header is None:
                 raise DatasetError("the file is empty: expected a header row.", path=str(p))
             names = [h.strip() for h in header]
+            missing = sorted(set(media or {}) - set(names))
+            if missing:
+                raise DatasetError(
+                    f"media= names column(s) {missing} that the header row does not have "
+                    f"(it has {names}).",
+                    path=str(p),
+                    line=1,
+                )
             dupes = sorted({h for h in names if names.count(h) > 1})
             if dupes or not all(names):
                 what = f"repeats {dupes}" if dupes else "has an empty column name"
@@ -414,7 +517,7 @@ def _read_csv(p: Path, expected: str, id_field: str) -> list[Record]:
                         line=line_no,
                     )
                 row = dict(zip(names, values, strict=True))
-                out.append(_file_record(row, expected, id_field, p, line_no))
+                out.append(_file_record(row, expected, id_field, p, line_no, media))
         except csv.Error as exc:
             raise DatasetError(
                 f"malformed CSV: {exc}.", path=str(p), line=reader.line_num

@@ -2,7 +2,7 @@
 
 A TOML (``.toml``) or YAML (``.yaml``/``.yml``) file; paths in it are relative to the
 file. Only ``dataset`` and ``prompt`` are required; the keys shared with ``promptkit eval``
-(``expected``, ``id``, ``inputs``, ``metric``, ``params``, ``prices``, ``concurrency``,
+(``expected``, ``id``, ``media``, ``inputs``, ``metric``, ``params``, ``prices``, ``concurrency``,
 ``confidence``, ``out``) mean the same there::
 
     dataset = "data/arithmetic.jsonl"
@@ -60,7 +60,8 @@ __all__ = ["OptimizeConfig", "load_config"]
 
 _TOP = frozenset(
     {
-        "dataset", "expected", "id", "inputs", "metric", "prompt", "backend", "proposer",
+        "dataset", "expected", "id", "media", "inputs", "metric", "prompt", "backend",
+        "proposer",
         "proposals", "instructions", "techniques", "roles", "self_consistency", "max_examples",
         "subsets", "examples_input", "rationale", "extract", "holdout", "seed", "finalists",
         "confidence", "budget", "params", "concurrency", "out", "prices", "outputs",
@@ -124,11 +125,7 @@ def _build(data: dict[str, Any], p: Path, base: Path) -> OptimizeConfig:
     for key in ("dataset", "prompt"):
         if key not in data:
             raise ConfigurationError(f"`{key} = ...` is missing.")
-    dataset = Dataset.load(
-        _eval_config.as_path(base, data["dataset"], "dataset"),
-        expected=str(data.get("expected", "expected")),
-        id=str(data.get("id", "id")),
-    )
+    dataset = _eval_config.load_dataset_key(data, base, str(data.get("expected", "expected")))
     spec = data["prompt"]
     try:
         if isinstance(spec, str):
