@@ -53,6 +53,7 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    SerializationInfo,
     SerializerFunctionWrapHandler,
     ValidationError,
     field_serializer,
@@ -215,8 +216,12 @@ class _Media(BaseModel):
         return base64.b64encode(value).decode("ascii")
 
     @model_serializer(mode="wrap")
-    def _with_type(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+    def _with_type(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
         out: dict[str, Any] = handler(self)
+        if info.mode_is_json():  # files and JSON: the sources not given are left out
+            out = {k: v for k, v in out.items() if v is not None}
         return {"type": self.type, **out}  # type: ignore[attr-defined]
 
     def model_post_init(self, context: Any, /) -> None:

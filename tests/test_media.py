@@ -230,6 +230,7 @@ def test_prompt_files_round_trip_parts(
     f.parent.mkdir()
     pk.save_prompt(p, f)
     text = f.read_text()
+    assert "null" not in text  # sources not given are left out of the file
     assert base64.b64encode(PNG).decode() in text
     assert "\x89" not in text
     # outside the file's folder: absolute; inside it: relative to it, so the folder can move
