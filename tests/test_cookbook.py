@@ -410,3 +410,37 @@ def test_receipt_extraction(tmp_path: Path) -> None:
     # a fresh image is drawn when missing
     drawn = mod.write_receipt_png(tmp_path / "r.png")
     assert drawn.read_bytes() == png
+
+
+def test_tracing(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("opentelemetry.sdk")
+    from otel_sdk import installed
+
+    mod = load("tracing")
+    gen = installed(monkeypatch)  # the real SDK with in-memory exporters, reset afterwards
+    otel = next(gen)
+    try:
+        fake = FakeBackend(lambda r: "Bees matter." if "Summarise" in system_of(r) else "positive")
+        outputs, cost = mod.main(LLM(fake))
+        assert outputs == {"gist": "Bees matter.", "title": "positive"}
+        (chain,) = otel.named("promptkit.chain")
+        steps = otel.children(chain)
+        assert [s.name for s in steps] == ["promptkit.chain.step"] * 2
+        assert all([c.name for c in otel.children(s)] == ["chat fake-model"] for s in steps)
+        (batch,) = otel.named("promptkit.batch")
+        calls = otel.children(batch)
+        assert len(calls) == 3
+        # the batch's cost is its three calls' cost, by the recipe's price table
+        per_call = [c.attributes["promptkit.cost_usd"] for c in calls]  # type: ignore[index]
+        assert cost is not None and cost == pytest.approx(sum(per_call))
+        tokens = sum(
+            c.attributes["gen_ai.usage.input_tokens"] * 0.15  # type: ignore[index]
+            + c.attributes["gen_ai.usage.output_tokens"] * 0.60  # type: ignore[index]
+            for c in calls
+        )
+        assert cost == pytest.approx(tokens / 1e6)
+    finally:
+        gen.close()
+    # without an SDK configured (after the reset) the recipe runs the same, untraced
+    outputs, cost = mod.main(LLM(FakeBackend(["Bees matter.", "A title"] + ["positive"] * 3)))
+    assert outputs["title"] == "A title" and cost is not None and cost > 0
