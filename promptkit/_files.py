@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConfigurationError, PromptError
-from ._media import media_from_value, paths_from, paths_saved_to
+from ._media import FILE_FORM, media_from_value, paths_from, paths_saved_to
 from .prompts import (
     ChainOfThought,
     Context,
@@ -97,7 +97,7 @@ def prompt_to_dict(prompt: Prompt, *, folder: str | Path | None = None) -> dict[
     if folder is not None:
         with paths_saved_to(folder):
             return prompt_to_dict(prompt)
-    data = prompt.model_dump(mode="json", exclude_defaults=True)
+    data = prompt.model_dump(mode="json", exclude_defaults=True, context={FILE_FORM: True})
     if data.get("inputs") is None:
         data.pop("inputs", None)  # its JSON serializer defeats exclude_defaults
     return {"technique": type(prompt).__name__, **data}

@@ -64,6 +64,7 @@ from pydantic import (
 from ._errors import MediaError, UnsupportedPartError
 
 __all__ = [
+    "FILE_FORM",
     "AudioPart",
     "FilePart",
     "ImagePart",
@@ -85,6 +86,10 @@ __all__ = [
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
 MAX_FILE_BYTES = 32 * 1024 * 1024
+
+#: Serialization context key of prompt files: media parts leave out their ``None`` fields.
+#: Other JSON dumps keep them (batch journals hash inputs and prompts in that form).
+FILE_FORM = "promptkit_file_form"
 
 _READ_LOCK = threading.Lock()
 #: While a file is read: (its folder, what to call the file); relative media paths in it
@@ -220,7 +225,7 @@ class _Media(BaseModel):
         self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
     ) -> dict[str, Any]:
         out: dict[str, Any] = handler(self)
-        if info.mode_is_json():  # files and JSON: the sources not given are left out
+        if (info.context or {}).get(FILE_FORM):  # a prompt file: the sources not given left out
             out = {k: v for k, v in out.items() if v is not None}
         return {"type": self.type, **out}  # type: ignore[attr-defined]
 

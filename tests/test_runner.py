@@ -655,3 +655,14 @@ def test_collect_false_keeps_only_the_summary(tmp_path: Path) -> None:
     loaded = BatchResult.load(out)
     assert len(loaded) == 50 and loaded[3].error_type == "BadRequestError"
     assert loaded[49].text == "echo:x49"
+
+
+def test_journal_hashes_of_media_inputs_do_not_change_between_versions() -> None:
+    # a results file written by an earlier version must still resume: the input hash of a
+    # media part is pinned (prompt files leave out a part's empty fields; journals do not)
+    import promptkit as pk
+    from promptkit.batch._journal import _input_sha
+
+    assert _input_sha({"photo": pk.Image("https://img.test/a.png")}) == (
+        "1022813ab47e5543fb67d86f00e033c6"
+    )
