@@ -416,8 +416,20 @@ def test_media_columns_in_rows_and_jsonl(tmp_path: Path) -> None:
                     '{"photo": {"type": "image", "path": "a.png"}, "expected": "y"}\n')
     ds = Dataset.load(data, media={"photo": "image"})
     assert [r.fields["photo"].read() for r in ds] == [PNG, PNG]
-    with pytest.raises(pk.DatasetError, match="a int"):
+    with pytest.raises(pk.DatasetError, match="type int"):
         Dataset.from_rows([{"photo": 3, "expected": "x"}], media={"photo": "image"})
+    # objects that are not parts of the kind named, and media= not a mapping
+    for cell in ({"path": "a.png"}, {}, [], [1], {"type": "audio", "path": "a.wav"},
+                 pk.Audio(WAV)):
+        with pytest.raises(pk.DatasetError, match="field 'photo': expected an image"):
+            Dataset.from_rows([{"photo": cell, "expected": "x"}], media={"photo": "image"})
+    with pytest.raises(pk.DatasetError, match="mapping of column to kind"):
+        Dataset.from_rows([{"photo": "a.png", "expected": "x"}], media=["photo"])  # type: ignore[arg-type]
+    listed = Dataset.from_rows(
+        [{"photo": [{"type": "image", "path": str(tmp_path / "a.png")}], "expected": "x"}],
+        media={"photo": "image"},
+    )
+    assert [p.read() for p in listed[0].fields["photo"]] == [PNG]
 
 
 def test_media_key_in_evaluation_and_optimisation_configs(tmp_path: Path) -> None:

@@ -44,6 +44,7 @@ _PARTS = (ImagePart, AudioPart, FilePart)
 
 #: What a ``media=`` column may hold, and how a cell (a path, URL or ``data:`` URL) is read.
 MEDIA_KINDS: dict[str, Callable[[str], Any]] = {"image": Image, "audio": Audio, "file": File}
+_PART_OF: dict[str, type[Any]] = {"image": ImagePart, "audio": AudioPart, "file": FilePart}
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,9 @@ class Dataset(Sequence[Record]):
         media: Mapping[str, str] | None = None,
     ) -> Dataset:
         """Records from dicts: ``expected`` names the answer's key, ``id`` the key holding
-        each row's id (rows without it are numbered from 1).
+        each row's id (rows without it are numbered from 1), ``media`` the keys whose text
+        is an image, audio or file (as :meth:`load`; relative paths from the current
+        directory).
 
         >>> Dataset.from_rows([{"q": "2+2?", "a": 4}], expected="a")[0]
         Record(id='1', fields={'q': '2+2?'}, expected=4, source='row 1')
@@ -383,6 +386,10 @@ def _record(
 
 def _media_kinds(media: Mapping[str, str] | None, expected: str, id_field: str) -> dict[str, str]:
     """``media=`` checked: column -> ``"image"``/``"audio"``/``"file"``."""
+    if media is not None and not isinstance(media, Mapping):
+        raise DatasetError(
+            f'media={media!r}: expected a mapping of column to kind, such as {{"photo": "image"}}.'
+        )
     kinds = dict(media or {})
     for column, kind in kinds.items():
         if kind not in MEDIA_KINDS:
@@ -405,12 +412,28 @@ def _media_cell(value: Any, kind: str, path: str | None) -> Any:
     path taken from the dataset file's folder), a part or part object as it is."""
     if value is None:
         raise ValueError(f"the column is missing; media= names it as {kind!r}.")
-    if isinstance(value, _PARTS):
-        return value
+    want = _PART_OF[kind]
     if isinstance(value, dict | list):
-        return _media_column(value, Path(path).parent if path else None, str(path))
+        value = _media_column(value, Path(path).parent if path else None, str(path))
+        parts = value if isinstance(value, list) else [value]
+        if not parts or not all(isinstance(p, want) for p in parts):
+            raise ValueError(
+                f"expected {'an' if kind[0] in 'aeiou' else 'a'} {kind} part object "
+                f'({{"type": "{kind}", "path": ...}}, or a list of them) or its path or URL '
+                f"as text; got {_brief_value(value)}."
+            )
+        return value
+    if isinstance(value, _PARTS):
+        if not isinstance(value, want):
+            raise ValueError(
+                f"expected {'an' if kind[0] in 'aeiou' else 'a'} {kind}, "
+                f"got {type(value).__name__}."
+            )
+        return value
     if not isinstance(value, str) or not value.strip():
-        got = "an empty cell" if isinstance(value, str) else f"a {type(value).__name__}"
+        got = (
+            "an empty cell" if isinstance(value, str) else f"a value of type {type(value).__name__}"
+        )
         raise ValueError(
             f"expected a path, URL or data: URL of the {kind}, got {got}. Fill the cell, or "
             "leave the column out of media= if it is not meant to hold media."
@@ -420,6 +443,11 @@ def _media_cell(value: Any, kind: str, path: str | None) -> Any:
         return make(value.strip())
     with paths_from(Path(path).parent, str(path)):
         return make(value.strip())
+
+
+def _brief_value(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _media_column(value: Any, base: Path | None, where: str) -> Any:
