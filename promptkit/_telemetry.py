@@ -625,7 +625,11 @@ def observe(
         return None
     obs = CallObservation(llm, request, operation)
     if tr is not None:
-        obs.open(tr, attach, obs._base_attrs())
+        try:
+            obs.open(tr, attach, obs._base_attrs())
+        except BaseException as exc:  # e.g. content capture reading a missing media file
+            obs.failed(exc)  # the span ends, with the error, instead of leaking
+            raise
     return obs
 
 

@@ -600,3 +600,17 @@ def test_sampled_out_spans_cost_no_attribute_work(monkeypatch: pytest.MonkeyPatc
         assert point.count == 1
     finally:
         gen.close()
+
+
+def test_a_failure_while_opening_the_span_ends_it_with_the_error(
+    otel: Otel, tmp_path: Any
+) -> None:
+    # content capture reads the request's media: a missing file fails before the call
+    llm = pk.LLM(FakeBackend(["x"]), capture_content=True)
+    missing = pk.Image(str(tmp_path / "gone.png"))
+    with pytest.raises(pk.MediaError):
+        llm.complete([pk.Message.user(["Look:", missing])])
+    (span,) = otel.finished()
+    assert span.attributes["error.type"] == "MediaError"  # type: ignore[index]
+    assert span.status.status_code is trace.StatusCode.ERROR
+    assert not trace.get_current_span().is_recording()
