@@ -377,6 +377,6 @@ def test_saving_into_a_missing_folder_is_a_prompt_error(tmp_path: Path, name: st
         src.write_text("---\nname: x\nmodel:\n  api: chat\n---\nuser:\nSay hi.\n", encoding="utf-8")
         prompt = pk.load_prompt(src)
     target = tmp_path / "missing" / name
-    with pytest.raises(pk.PromptError, match="folder exists"):
+    with pytest.raises(pk.PromptError, match="folder that exists"):
         pk.save_prompt(prompt, target)
     assert not target.parent.exists()

@@ -489,7 +489,7 @@ def save(prompt: PromptBase, path: str | Path) -> Path:
         p.write_text(text, encoding="utf-8")
     except OSError as exc:
         raise PromptError(
-            f"Cannot write {p}: {exc.strerror or exc}. Check that its folder exists and is "
-            "writable."
+            f"Cannot write {p}: {exc.strerror or exc}. Check that the path names a file in "
+            "a folder that exists and is writable."
         ) from None
     return p

@@ -214,7 +214,8 @@ def tools_fix(said: str) -> str:
     if "--enable-auto-tool-choice" in low or "tool-call-parser" in low:
         return (
             "Start vLLM with --enable-auto-tool-choice and the --tool-call-parser for the "
-            "model, or send tool_choice='required' or a named tool."
+            "model, or send tool_choice='required' or a named tool (a ToolLoop needs the "
+            "auto choice from its second step on)."
         )
     if "tool_choice" in low or "tool choice" in low:
         return "Send another tool_choice ('auto', 'required' or a tool's name)."
