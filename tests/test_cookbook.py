@@ -442,5 +442,8 @@ def test_tracing(monkeypatch: pytest.MonkeyPatch) -> None:
     finally:
         gen.close()
     # without an SDK configured (after the reset) the recipe runs the same, untraced
+    from promptkit._telemetry import tracer
+
+    assert tracer() is None
     outputs, cost = mod.main(LLM(FakeBackend(["Bees matter.", "A title"] + ["positive"] * 3)))
     assert outputs["title"] == "A title" and cost is not None and cost > 0
