@@ -80,10 +80,12 @@ def installed(monkeypatch: pytest.MonkeyPatch) -> Iterator[Otel]:
     o = Otel()
     trace.set_tracer_provider(o.tracer_provider)
     metrics.set_meter_provider(o.meter_provider)
-    yield o
-    o.tracer_provider.shutdown()
-    o.meter_provider.shutdown()
-    reset_globals()
+    try:
+        yield o
+    finally:  # also when the generator is closed rather than run to its end
+        o.tracer_provider.shutdown()
+        o.meter_provider.shutdown()
+        reset_globals()
 
 
 def runs_fresh(code: str) -> None:
