@@ -322,7 +322,7 @@ class LLM:
         msgs = as_messages(messages) if messages is not None else None
         specs, choice, parallel = self._tooling(msgs, *tooling)
         request = Request(
-            messages=as_messages(messages) if messages is not None else None,
+            messages=msgs,
             prompt=prompt,
             params=kept,
             extra=dict(merged.extra),
@@ -354,9 +354,10 @@ class LLM:
                 f"The {self.backend.name} backend cannot do tool calling, so {what} cannot "
                 "be sent. Use a backend with tools (openai, vllm, llama-server, ollama, fake)."
             )
-        if specs and self.backend.refused:
+        refused = self.backend.refused if specs else None
+        if refused:
             for key in ("tools", _tool_choice_key(choice)):
-                said = self.backend.refused.get(key)
+                said = refused.get(key)
                 if said is not None:
                     raise FeatureRefusedError(
                         f"Not sent: {said} (refused earlier on this backend; make a new LLM "
