@@ -65,6 +65,7 @@ from ._errors import MediaError, UnsupportedPartError
 
 __all__ = [
     "FILE_FORM",
+    "PART_TYPES",
     "AudioPart",
     "FilePart",
     "ImagePart",
@@ -753,16 +754,17 @@ def telemetry_parts(content: str | tuple[Any, ...]) -> list[dict[str, Any]]:
     return out
 
 
-_KINDS: dict[str, type[_Media]] = {"image": ImagePart, "audio": AudioPart, "file": FilePart}
+#: The part class of each ``"type"`` a part object names (prompt files, datasets, batches).
+PART_TYPES: dict[str, type[_Media]] = {"image": ImagePart, "audio": AudioPart, "file": FilePart}
 
 
 def media_from_value(value: Any) -> Any:
     """A dict that describes a media part (``{"type": "image", "path": ...}``, as prompt
     files, datasets and batch inputs hold them) as that part; anything else unchanged."""
-    if isinstance(value, dict) and value.get("type") in _KINDS:
-        return _KINDS[value["type"]](**value)
+    if isinstance(value, dict) and value.get("type") in PART_TYPES:
+        return PART_TYPES[value["type"]](**value)
     if isinstance(value, list) and value and all(
-        isinstance(v, dict) and v.get("type") in _KINDS for v in value
+        isinstance(v, dict) and v.get("type") in PART_TYPES for v in value
     ):
-        return [_KINDS[v["type"]](**v) for v in value]
+        return [PART_TYPES[v["type"]](**v) for v in value]
     return value

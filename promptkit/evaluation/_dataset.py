@@ -26,12 +26,10 @@ from typing import Any, NamedTuple, overload
 
 from .._errors import MediaError
 from .._media import (
+    PART_TYPES,
     Audio,
-    AudioPart,
     File,
-    FilePart,
     Image,
-    ImagePart,
     media_from_value,
     paths_from,
 )
@@ -40,11 +38,10 @@ from ._errors import DatasetError
 
 __all__ = ["Dataset", "Record", "Split", "load_dataset", "split"]
 
-_PARTS = (ImagePart, AudioPart, FilePart)
+_PARTS = tuple(PART_TYPES.values())
 
 #: What a ``media=`` column may hold, and how a cell (a path, URL or ``data:`` URL) is read.
 MEDIA_KINDS: dict[str, Callable[[str], Any]] = {"image": Image, "audio": Audio, "file": File}
-_PART_OF: dict[str, type[Any]] = {"image": ImagePart, "audio": AudioPart, "file": FilePart}
 
 
 @dataclass(frozen=True)
@@ -412,23 +409,20 @@ def _media_cell(value: Any, kind: str, path: str | None) -> Any:
     path taken from the dataset file's folder), a part or part object as it is."""
     if value is None:
         raise ValueError(f"the column is missing; media= names it as {kind!r}.")
-    want = _PART_OF[kind]
+    want = PART_TYPES[kind]
     if isinstance(value, dict | list):
         value = _media_column(value, Path(path).parent if path else None, str(path))
         parts = value if isinstance(value, list) else [value]
         if not parts or not all(isinstance(p, want) for p in parts):
             raise ValueError(
-                f"expected {'an' if kind[0] in 'aeiou' else 'a'} {kind} part object "
+                f"expected {_a(kind)} part object "
                 f'({{"type": "{kind}", "path": ...}}, or a list of them) or its path or URL '
                 f"as text; got {_brief_value(value)}."
             )
         return value
     if isinstance(value, _PARTS):
         if not isinstance(value, want):
-            raise ValueError(
-                f"expected {'an' if kind[0] in 'aeiou' else 'a'} {kind}, "
-                f"got {type(value).__name__}."
-            )
+            raise ValueError(f"expected {_a(kind)}, got {type(value).__name__}.")
         return value
     if not isinstance(value, str) or not value.strip():
         got = (
@@ -443,6 +437,11 @@ def _media_cell(value: Any, kind: str, path: str | None) -> Any:
         return make(value.strip())
     with paths_from(Path(path).parent, str(path)):
         return make(value.strip())
+
+
+def _a(kind: str) -> str:
+    """``kind`` with its article: "an image", "an audio", "a file"."""
+    return f"{'an' if kind[0] in 'aeiou' else 'a'} {kind}"
 
 
 def _brief_value(value: Any) -> str:
