@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from respx_helpers import body_of
 
 from promptkit._client import LLM
 from promptkit._errors import (
@@ -45,10 +46,6 @@ def ndjson(*objs: Any) -> bytes:
 
 def piece(text: str) -> dict[str, Any]:
     return {"model": "llama3.2", "message": {"role": "assistant", "content": text}, "done": False}
-
-
-def body_of(route: respx.Route, i: int = -1) -> dict[str, Any]:
-    return json.loads(route.calls[i].request.content)  # type: ignore[no-any-return]
 
 
 @pytest.fixture

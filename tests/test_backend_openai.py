@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from respx_helpers import body_of
 
 from promptkit._client import LLM
 from promptkit._errors import ConfigurationError, MalformedResponseError, ServerError
@@ -56,10 +57,6 @@ def chunk(text: str | None = None, finish: str | None = None, **extra: Any) -> d
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         **extra,
     }
-
-
-def body_of(route: respx.Route, i: int = -1) -> dict[str, Any]:
-    return json.loads(route.calls[i].request.content)  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import respx
+from respx_helpers import body_of
 
 from promptkit._client import LLM
 from promptkit._types import Usage
@@ -27,10 +28,6 @@ def reply(*texts: str, finish: str = "stop") -> dict[str, Any]:
         ],
         "usage": {"prompt_tokens": 10, "completion_tokens": 6, "total_tokens": 16},
     }
-
-
-def body_of(route: respx.Route) -> dict[str, Any]:
-    return json.loads(route.calls.last.request.content)  # type: ignore[no-any-return]
 
 
 @pytest.fixture

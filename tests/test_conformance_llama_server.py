@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from respx_helpers import body_of
 
 import promptkit as pk
 from promptkit._client import LLM
@@ -28,10 +29,6 @@ from promptkit.backends.openai import OpenAIBackend
 
 BASE = "http://testserver/v1"
 SSE = {"content-type": "text/event-stream"}
-
-
-def body_of(route: respx.Route, i: int = -1) -> dict[str, Any]:
-    return json.loads(route.calls[i].request.content)  # type: ignore[no-any-return]
 
 
 @pytest.fixture

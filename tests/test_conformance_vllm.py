@@ -8,13 +8,13 @@ defaulting to 16 on ``/completions``; ``vllm run-batch`` serving no ``/v1/comple
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import respx
+from respx_helpers import body_of
 
 import promptkit as pk
 import promptkit.batch.files
@@ -42,10 +42,6 @@ def text_reply(text: str) -> dict[str, Any]:
         "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
         "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
     }
-
-
-def body_of(route: respx.Route) -> dict[str, Any]:
-    return json.loads(route.calls.last.request.content)  # type: ignore[no-any-return]
 
 
 @pytest.fixture

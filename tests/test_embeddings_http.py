@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 import respx
+from respx_helpers import body_of
 
 import promptkit as pk
 from promptkit._client import LLM
@@ -23,10 +24,6 @@ BASE = "http://testserver/v1"
 ROOT = "http://testserver"
 OPENAI = "https://api.openai.com/v1"
 KEY = "sk-test-0123456789abcdefghij"
-
-
-def body_of(route: respx.Route, i: int = -1) -> dict[str, Any]:
-    return json.loads(route.calls[i].request.content)  # type: ignore[no-any-return]
 
 
 def oai_reply(

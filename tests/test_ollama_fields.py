@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import respx
+from respx_helpers import body_of
 
 from promptkit._client import LLM
 from promptkit._errors import ConfigurationError, ParameterError
@@ -27,10 +28,6 @@ def chat_reply(text: str = "ok", **fields: Any) -> dict[str, Any]:
         "done_reason": "stop",
         **fields,
     }
-
-
-def body_of(route: respx.Route, i: int = -1) -> dict[str, Any]:
-    return json.loads(route.calls[i].request.content)  # type: ignore[no-any-return]
 
 
 @pytest.fixture

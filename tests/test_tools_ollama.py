@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import respx
+from respx_helpers import body_of
 
 import promptkit as pk
 from promptkit import LLM, Message, ParameterError, ToolArgumentsError, ToolCall
@@ -53,10 +54,6 @@ def answer(text: str) -> dict[str, Any]:
 
 def ndjson(*objs: Any) -> bytes:
     return "".join(json.dumps(o) + "\n" for o in objs).encode()
-
-
-def body_of(route: respx.Route, i: int = -1) -> dict[str, Any]:
-    return json.loads(route.calls[i].request.content)  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import respx
+from respx_helpers import body_of
 
 from promptkit import LLM, Message, Tool, ToolArgumentsError, ToolCall
 from promptkit._errors import MalformedResponseError
@@ -100,10 +101,6 @@ def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         "model": "served-model",
         "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
     }
-
-
-def body_of(route: respx.Route, i: int = -1) -> dict[str, Any]:
-    return json.loads(route.calls[i].request.content)  # type: ignore[no-any-return]
 
 
 @pytest.fixture
